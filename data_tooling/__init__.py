@@ -1,0 +1,1 @@
+"""data_tooling: the governed multilingual corpus, tokenizer training and Megatron datasets."""

@@ -1,0 +1,1 @@
+"""The corpus pipeline: documents flow through small steps with one interface."""

@@ -1,0 +1,1 @@
+"""eval: the 46-language lm-eval suite, results store and the leaderboard site."""

@@ -1,0 +1,1 @@
+"""finetuning: instruction tuning, LoRA, self-instruct, selection, distillation."""

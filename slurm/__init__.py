@@ -1,0 +1,1 @@
+"""slurm: sbatch templates, the submitter, chained jobs and status."""
