@@ -18,7 +18,9 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config value: --set pretrain.lr=1e-4 (repeatable)."),
 ]
-RunDirOption = Annotated[Path, typer.Option("--run-dir", help="Run directory (created or resumed).")]
+RunDirOption = Annotated[
+    Path, typer.Option("--run-dir", help="Run directory (created or resumed).")
+]
 
 
 def config_or_exit(model: type[ModelT], path: Path, overrides: list[str] | None) -> ModelT:
@@ -28,7 +30,7 @@ def config_or_exit(model: type[ModelT], path: Path, overrides: list[str] | None)
     except ConfigError as err:
         console.print(f"[bold red]invalid config[/] ({len(err.problems)} problem(s)):")
         for problem in err.problems:
-            console.print(f"  {problem}", markup=False, highlight=False)
+            console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

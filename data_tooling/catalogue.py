@@ -52,7 +52,9 @@ class Source(Section):
     @classmethod
     def _spdx(cls, value: str) -> str:
         if value not in KNOWN_LICENCES:
-            raise ValueError(f"unknown licence; expected an SPDX id such as {sorted(KNOWN_LICENCES)}")
+            raise ValueError(
+                f"unknown licence; expected an SPDX id such as {sorted(KNOWN_LICENCES)}"
+            )
         return value
 
 
