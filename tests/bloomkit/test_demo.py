@@ -30,3 +30,15 @@ def test_demo_runs_every_stage_and_resumes(repo_root, tmp_path):
     assert again.returncode == 0, again.stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert all(step["skipped"] for step in manifest["steps"].values()), "rerun is a no-op"
+
+
+def test_quiet_demo_prints_nothing_but_logs_to_file(repo_root, tmp_path):
+    run_dir = tmp_path / "demo"
+    result = subprocess.run(
+        [BLOOMKIT, "--quiet", "demo", "--config", str(repo_root / "configs" / "demo.yaml"),
+         "--run-dir", str(run_dir)],
+        capture_output=True, text=True, timeout=1800, check=False, cwd=repo_root,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    assert "demo stage: sample" in (run_dir / "logs" / "bloomkit.log").read_text()
