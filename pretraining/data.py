@@ -1,0 +1,163 @@
+"""Training data: megatron-core ``GPTDataset`` blends over ``.bin/.idx`` token files.
+
+Input format (written by the tokenizer stage, or by :func:`write_byte_dataset` here): a pair
+``PREFIX.bin``/``PREFIX.idx`` made by megatron-core's ``IndexedDatasetBuilder``, one document
+per entry, ending with the tokenizer's end-of-document id. A blend is ``{PREFIX: weight}``;
+megatron-core's ``BlendedMegatronDatasetBuilder`` builds the train/validation splits of every
+prefix and mixes them by weight, with shuffle indices cached next to the data.
+
+Sample ``k`` of step ``s`` is sample ``s × global_batch + k`` of the train split on every
+layout; data-parallel rank ``d`` takes the ``d``-th contiguous slice of each global batch, so
+changing TP/PP/DP changes who computes a sample, never which samples a step sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from bloomkit.config import Section
+
+
+class DataConfig(Section):
+    """Which token files to train on and how they are split and mixed."""
+
+    blend: dict[str, float] = {}
+    """``{path prefix of .bin/.idx: weight}``; weights are normalised by megatron-core."""
+    byte_corpus: Path | None = None
+    """Instead of ``blend``: tokenize the text files under this folder as UTF-8 bytes (vocab 256,
+    end-of-document 0) into ``RUN/data/bytes.{bin,idx}`` — for demos before a tokenizer exists."""
+    split: str = "98,2,0"
+    """Train, validation, test shares of every dataset (megatron-core syntax)."""
+    eod_id: Annotated[int, Field(ge=0)] = 0
+    """End-of-document token id of the tokenizer that wrote the files."""
+    seed: int = 1234
+    """Shuffle seed of megatron-core's sample indices."""
+    cache_dir: Path | None = None
+    """Where megatron-core caches shuffle indices (default: beside the run's data)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if bool(self.blend) == (self.byte_corpus is not None):
+            raise ValueError(
+                "give exactly one of data.blend (.bin/.idx prefixes) or data.byte_corpus"
+            )
+        if any(w <= 0 for w in self.blend.values()):
+            raise ValueError("every blend weight must be > 0")
+        return self
+
+    def check_files(self) -> None:
+        """Refuse a blend whose ``.bin``/``.idx`` files are missing, naming them."""
+        missing = [
+            f"{prefix}{ext}"
+            for prefix in self.blend
+            for ext in (".bin", ".idx")
+            if not Path(f"{prefix}{ext}").is_file()
+        ]
+        if missing:
+            raise FileNotFoundError(f"data.blend: missing dataset files: {', '.join(missing)}")
+
+
+@dataclass
+class TokenIds:
+    """The two tokenizer facts megatron-core's ``GPTDataset`` needs."""
+
+    vocab_size: int
+    eod: int
+
+    @property
+    def unique_identifiers(self) -> dict[str, int]:
+        """What megatron-core hashes into the cache key of a dataset's indices."""
+        return {"class": "TokenIds", "vocab_size": self.vocab_size, "eod": self.eod}
+
+
+def write_byte_dataset(texts: Iterable[str], prefix: Path, eod: int = 0) -> int:
+    """Write UTF-8 bytes of each text as one document (+ ``eod``) to ``prefix.{bin,idx}``."""
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    builder = IndexedDatasetBuilder(f"{prefix}.bin", dtype=np.uint16)
+    documents = 0
+    for text in texts:
+        ids = [b for b in text.encode("utf-8") if b != eod] + [eod]
+        builder.add_document(torch.tensor(ids, dtype=torch.int64), [len(ids)])
+        documents += 1
+    builder.finalize(f"{prefix}.idx")
+    return documents
+
+
+def byte_corpus_texts(folder: Path) -> list[str]:
+    """Every ``.txt``/``.tsv``/``.py``/``.md`` file under ``folder``, in sorted order."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix in {".txt", ".tsv", ".py", ".md"})
+    if not files:
+        raise FileNotFoundError(f"data.byte_corpus: no .txt/.tsv/.py/.md files under {folder}")
+    return [p.read_text(encoding="utf-8", errors="replace") for p in files]
+
+
+def build_datasets(
+    data: DataConfig,
+    *,
+    vocab_size: int,
+    seq_length: int,
+    train_samples: int,
+    valid_samples: int,
+    data_dir: Path,
+) -> tuple[object, object | None]:
+    """megatron-core train and validation datasets (call on every rank, after init_parallel)."""
+    from megatron.core.datasets.blended_megatron_dataset_builder import (
+        BlendedMegatronDatasetBuilder,
+    )
+    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+
+    blend = data.blend
+    if data.byte_corpus is not None:
+        blend = {str(data_dir / "bytes"): 1.0}
+    prefixes = list(blend)
+    config = GPTDatasetConfig(
+        random_seed=data.seed,
+        sequence_length=seq_length,
+        blend=(prefixes, [blend[p] for p in prefixes]),
+        split=data.split,
+        path_to_cache=str(data.cache_dir or data_dir / "index-cache"),
+        tokenizer=TokenIds(vocab_size=vocab_size, eod=data.eod_id),
+        reset_position_ids=False,
+        reset_attention_mask=False,
+        eod_mask_loss=False,
+        create_attention_mask=False,
+        mid_level_dataset_surplus=0.05,
+    )
+    train, valid, _ = BlendedMegatronDatasetBuilder(
+        GPTDataset, [train_samples, valid_samples, 0], lambda: True, config
+    ).build()
+    return train, valid
+
+
+def micro_batches(
+    dataset: object,
+    step: int,
+    *,
+    global_batch: int,
+    micro_batch: int,
+    dp_rank: int,
+    dp_size: int,
+) -> list[dict[str, torch.Tensor]]:
+    """This DP rank's micro-batches of training step ``step`` (see the module doc)."""
+    per_rank = global_batch // dp_size
+    start = step * global_batch + dp_rank * per_rank
+    batches = []
+    for first in range(start, start + per_rank, micro_batch):
+        samples = [dataset[i] for i in range(first, first + micro_batch)]
+        batches.append(
+            {
+                "tokens": torch.stack([s["tokens"] for s in samples]),
+                "labels": torch.stack([s["labels"] for s in samples]),
+                "loss_mask": torch.stack([s["loss_mask"] for s in samples]),
+            }
+        )
+    return batches

@@ -1,0 +1,106 @@
+"""``pretrain(config, run)``: prepare data, launch the ranks, collect the summary and the plot.
+
+The one function the CLI and the demo call. It works the same whether the caller is a plain
+process (it starts ``tp × pp × dp`` local ranks itself when that is more than one) or a
+``torchrun`` rank (it runs the loop in place). Outputs in the run directory::
+
+    RUN/data/           byte dataset (when data.byte_corpus) and megatron-core index caches
+    RUN/metrics.jsonl   one line per step: loss, lr, grad_norm, tokens_per_s, tflops, mfu, …
+    RUN/summary.json    first/final/validation loss, throughput, layout, device
+    RUN/loss.png        the loss curve
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bloomkit.console import is_quiet, log, log_to_file, setup_logging
+from bloomkit.pretraining import launch
+from bloomkit.pretraining.data import byte_corpus_texts, write_byte_dataset
+from bloomkit.pretraining.train import PretrainConfig, train_rank
+from bloomkit.rundir import RunDir
+
+
+def prepare_data(config: PretrainConfig, out: Path, *, write: bool = True) -> None:
+    """Check the blend's files, or write the byte dataset once before the ranks read it.
+
+    The byte dataset is written under a temporary prefix and renamed (``.bin`` then ``.idx``),
+    so a rank that does not ``write`` (torchrun ranks other than 0) waits for the ``.idx``.
+    """
+    config.data.check_files()
+    if config.data.byte_corpus is None:
+        return
+    prefix = out / "data" / "bytes"
+    idx = Path(f"{prefix}.idx")
+    if not write:
+        deadline = time.monotonic() + 600
+        while not idx.is_file():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rank 0 did not write {idx} within 10 minutes")
+            time.sleep(0.5)
+        return
+    if idx.is_file():
+        return
+    tmp = prefix.with_name(f".bytes.tmp-{os.getpid()}")
+    documents = write_byte_dataset(
+        byte_corpus_texts(config.data.byte_corpus), tmp, config.data.eod_id
+    )
+    os.replace(f"{tmp}.bin", f"{prefix}.bin")
+    os.replace(f"{tmp}.idx", idx)
+    log.info("byte dataset: %d documents → %s.{bin,idx}", documents, prefix)
+
+
+def _rank_entry(config_json: dict[str, Any], out: str, quiet: bool) -> None:
+    from bloomkit.pretraining.parallel import destroy_parallel
+
+    if os.environ.get("RANK") == "0":
+        setup_logging(quiet)
+        log_to_file(Path(out) / "logs" / "bloomkit.log")
+    train_rank(PretrainConfig.model_validate(config_json), Path(out))
+    destroy_parallel(process_group=True)
+
+
+def plot_losses(metrics: Path, png: Path) -> None:
+    """Loss against step from ``metrics.jsonl`` as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines()]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def pretrain(config: PretrainConfig, run: RunDir) -> dict[str, Any]:
+    """Train ``config`` in ``run``; return the summary (also in ``RUN/summary.json``)."""
+    out = run.path
+    world = config.parallel.world_size
+    if launch.is_launched():  # under torchrun: this process is one rank
+        prepare_data(config, out, write=int(os.environ["RANK"]) == 0)
+        summary = train_rank(config, out)
+    else:
+        prepare_data(config, out)
+        if world == 1:
+            os.environ.setdefault("MASTER_PORT", str(launch.free_port()))
+            summary = train_rank(config, out)
+            from bloomkit.pretraining.parallel import destroy_parallel
+
+            destroy_parallel(process_group=True)
+        else:
+            log.info("launching %d local processes (tp × pp × dp)", world)
+            launch.spawn(_rank_entry, world, config.model_dump(mode="json"), str(out), is_quiet())
+            summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    if not launch.is_launched() or int(os.environ["RANK"]) == 0:
+        plot_losses(out / "metrics.jsonl", out / "loss.png")
+    return summary

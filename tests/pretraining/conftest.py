@@ -1,0 +1,26 @@
+"""Fixtures of the pretraining tests: a tiny .bin/.idx written with megatron-core's builder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def token_prefix(tmp_path_factory) -> Path:
+    """``tokens.{bin,idx}``: 200 documents of a learnable pattern (counting mod 50, random
+    start and stride 1–3), vocab < 256, end-of-document 0."""
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    prefix = tmp_path_factory.mktemp("tokens") / "tokens"
+    rng = np.random.default_rng(0)
+    builder = IndexedDatasetBuilder(f"{prefix}.bin", dtype=np.uint16)
+    for _ in range(200):
+        start, stride, length = rng.integers(1, 50), rng.integers(1, 4), rng.integers(40, 120)
+        ids = [1 + (start + stride * i) % 50 for i in range(length)] + [0]
+        builder.add_document(torch.tensor(ids), [len(ids)])
+    builder.finalize(f"{prefix}.idx")
+    return prefix
