@@ -1,6 +1,13 @@
 """`bloomkit eval …`: the 46-language lm-eval suite and the results store."""
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from bloomkit.commands import RunDirOption, SetOption, config_or_exit, open_run
+from bloomkit.config import ConfigError, validate
+from bloomkit.console import console
 
 app = typer.Typer(
     help="Evaluate a model in all 46 BLOOM languages with lm-eval; keep results reproducible.",
@@ -11,3 +18,120 @@ leaderboard_app = typer.Typer(
     help="Build, preview and submit to the static multilingual leaderboard site.",
     no_args_is_help=True,
 )
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    model: Annotated[Path | None, typer.Option(help="Hugging Face model folder.")] = None,
+    suite: Annotated[str | None, typer.Option(help="Task group, e.g. bloom46.")] = None,
+    tasks: Annotated[
+        str | None, typer.Option(help="Comma-separated task/group names (bloomkit or lm-eval).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N documents per task.")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="SIB-200 layout folder (default: the shipped sample).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split of --data-dir to score.")] = None,
+    num_fewshot: Annotated[int | None, typer.Option(help="Override every task's shots.")] = None,
+    config: Annotated[Path | None, typer.Option(help="EvalConfig YAML (flags win).")] = None,
+    run_dir: RunDirOption = Path("runs/eval"),
+    overrides: SetOption = None,
+) -> None:
+    """Score a model; write RUN/results.json (scores, per-doc values, provenance)."""
+    from bloomkit.eval.runner import EvalConfig, ModelLoadError, run_eval
+    from bloomkit.eval.tasks import UnknownTaskError
+
+    flags: dict[str, Any] = {
+        "model": model, "suite": suite, "limit": limit, "data_dir": data_dir,
+        "split": split, "num_fewshot": num_fewshot,
+        "tasks": [t for t in tasks.split(",") if t] if tasks else None,
+    }  # fmt: skip
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
+    if config is not None:
+        cfg = config_or_exit(EvalConfig, config, overrides)
+        cfg = _validate_or_exit(EvalConfig, cfg.model_dump(mode="json") | given)
+    else:
+        if tasks and suite is None:
+            given["suite"] = None
+        cfg = _validate_or_exit(EvalConfig, given, overrides)
+    try:
+        run_eval(cfg, open_run(run_dir, "eval run", cfg))
+    except (UnknownTaskError, ModelLoadError, FileNotFoundError) as err:
+        raise _fail(str(err)) from None
+
+
+def _validate_or_exit(model: Any, data: dict[str, Any], overrides: list[str] | None = None):
+    """Validate flags (and ``--set`` overrides) into a config, or print the problems, exit 2."""
+    from bloomkit.config import apply_overrides
+
+    try:
+        sources = apply_overrides(data, overrides or [])
+        return validate(model, data, source="command line", override_sources=sources)
+    except ConfigError as err:
+        console.print(f"[bold red]invalid arguments[/] ({len(err.problems)} problem(s)):")
+        for problem in err.problems:
+            console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def verify(results: Annotated[Path, typer.Argument(help="A results.json.")]) -> None:
+    """Check a results file against the schema and its content hash (exit 1 if edited)."""
+    from bloomkit.eval.results import ResultsError, load
+
+    try:
+        record = load(results)
+    except ResultsError as err:
+        raise _fail(str(err), code=1) from None
+    console.print(
+        f"{results}: ok ({len(record.tasks)} tasks, sha256 {record.content_sha256[:12]}…)",
+        highlight=False,
+    )
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Baseline results.json.")],
+    b: Annotated[Path, typer.Argument(help="Results to compare with it.")],
+    alpha: Annotated[float, typer.Option(help="Significance level (Holm-adjusted).")] = 0.05,
+) -> None:
+    """Per-language differences B - A with p-values (paired bootstrap, else z-test)."""
+    from bloomkit.console import summary_table
+    from bloomkit.eval.compare import compare as compare_runs
+    from bloomkit.eval.results import ResultsError, load
+
+    try:
+        ra, rb = load(a), load(b)
+    except ResultsError as err:
+        raise _fail(str(err), code=1) from None
+    rows = [d.row() for d in compare_runs(ra, rb, alpha=alpha)]
+    if not rows:
+        raise _fail("the two runs share no task")
+    summary_table(f"{b} − {a}", rows)
+    significant = sum(r["significant"] for r in rows)
+    console.print(f"{significant} of {len(rows)} differences significant at {alpha} (Holm)")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results.json.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Heatmap PNG (default: beside the results).")
+    ] = None,
+) -> None:
+    """Per-language table and a heatmap PNG grouped by family and resource level."""
+    from bloomkit.eval.report import heatmap, print_table
+    from bloomkit.eval.results import ResultsError, load
+
+    try:
+        record = load(results)
+    except ResultsError as err:
+        raise _fail(str(err), code=1) from None
+    print_table(record, f"{results}")
+    png = heatmap(record, out or results.with_name("heatmap.png"))
+    console.print(f"heatmap: {png}", highlight=False)

@@ -1,0 +1,299 @@
+"""``bloomkit eval run``: score a Hugging Face model folder on bloomkit/lm-eval tasks.
+
+A thin layer over ``lm_eval.simple_evaluate`` with ``TaskManager(include_path=TASKS_DIR)``
+and the same arguments the ``lm_eval`` command passes, so both give identical numbers (the
+record's ``provenance.reproduce`` is that command). What it adds: names checked before any
+model is loaded (close names suggested), languages without local data listed and left out
+while the rest are scored, and a sealed :class:`~bloomkit.eval.results.EvalResults` record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+
+from bloomkit.config import Section
+from bloomkit.console import log, summary_table
+from bloomkit.eval import record
+from bloomkit.eval.report import print_table
+from bloomkit.eval.results import EvalResults, Missing, Provenance, load, save
+from bloomkit.eval.tasks import TASKS_DIR, Catalog, UnknownTaskError, catalog, config_sha256
+from bloomkit.rundir import RunDir, code_version, package_versions, sha256_file
+
+# lm-eval's defaults (lm_eval.evaluator / --seed): random, numpy, torch, fewshot
+LM_EVAL_SEEDS = {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234}
+
+
+class EvalConfig(Section):
+    """What to score, on which data, how."""
+
+    model: Path
+    """A Hugging Face model folder (config, weights, tokenizer)."""
+    suite: str | None = "bloom46"
+    """A group of tasks (``bloom46``, ``sib200``, ``sib200_5shot``, ``flores_bpb``)."""
+    tasks: list[str] = Field(default_factory=list)
+    """Task or group names, bloomkit's or lm-eval's; scored as well as the suite."""
+    data_dir: Path | None = None
+    """A folder in the SIB-200 layout (``<lang>/{train,dev}.tsv``); null: the shipped sample."""
+    split: str = "dev"
+    """Which split of ``data_dir`` is scored (few-shot examples come from ``train``)."""
+    limit: Annotated[int, Field(gt=0)] | None = None
+    """At most this many documents per task and language (for tests and demos only)."""
+    num_fewshot: Annotated[int, Field(ge=0)] | None = None
+    """Override every task's shot count (null: each task's own, e.g. 0 or 5)."""
+    batch_size: Annotated[int, Field(gt=0)] = 1
+    device: str = "cpu"
+    fewshot_seed: int = LM_EVAL_SEEDS["fewshot"]
+
+    @model_validator(mode="after")
+    def _something_to_score(self) -> EvalConfig:
+        if not self.suite and not self.tasks:
+            raise ValueError("nothing to score: give a suite or tasks")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return list(dict.fromkeys([*([self.suite] if self.suite else []), *self.tasks]))
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir.expanduser().resolve()
+        from bloomkit.data_tooling.sample import sample_dir
+
+        return sample_dir() / "sib200"
+
+
+class ModelLoadError(ValueError):
+    """A model folder lm-eval's ``hf`` backend cannot load."""
+
+
+@dataclass
+class Plan:
+    """What goes to lm-eval, what was left out and why."""
+
+    lm_eval_tasks: list[str]
+    groups: list[str]
+    ours: list[str]
+    """Every bloomkit leaf task that is scored."""
+    missing: list[Missing] = field(default_factory=list)
+    registry: bool = False
+    """True when names outside bloomkit's folder need lm-eval's own task registry."""
+
+
+def _registry_names() -> list[str]:
+    from lm_eval.tasks import TaskManager
+
+    return list(TaskManager(include_path=str(TASKS_DIR)).all_tasks)
+
+
+def plan(config: EvalConfig, cat: Catalog | None = None) -> Plan:
+    """Check names (suggesting close ones), find languages without data, pick what to send."""
+    cat = cat or catalog()
+    foreign = [n for n in config.names if n not in cat.tasks and n not in cat.groups]
+    if foreign:
+        known = set(_registry_names())
+        unknown = [n for n in foreign if n not in known]
+        if unknown:
+            hints = [
+                f"{n!r} (did you mean {', '.join(s)}?)" if (s := cat.suggest(n, sorted(known)))
+                else repr(n)
+                for n in unknown
+            ]  # fmt: skip
+            raise UnknownTaskError(f"unknown task or group: {'; '.join(hints)}")
+    data_dir = config.resolved_data_dir
+    missing: list[Missing] = []
+    lm_eval_tasks: list[str] = []
+    ours: list[str] = []
+    for name in config.names:
+        if name in foreign:
+            lm_eval_tasks.append(name)
+            continue
+        leaves = cat.leaves(name)
+        gaps = [_data_gap(data_dir, cat.tasks[t].lang, config.split) for t in leaves]
+        missing += [
+            Missing(task=t, lang=cat.tasks[t].lang, reason=gap)
+            for t, gap in zip(leaves, gaps, strict=True)
+            if gap
+        ]
+        present = [t for t, gap in zip(leaves, gaps, strict=True) if not gap]
+        ours += present
+        lm_eval_tasks += [name] if len(present) == len(leaves) else present
+    groups = [g for n in config.names for g in cat.subgroups(n)]
+    return Plan(
+        lm_eval_tasks=list(dict.fromkeys(lm_eval_tasks)),
+        groups=list(dict.fromkeys(groups)),
+        ours=list(dict.fromkeys(ours)),
+        missing=missing,
+        registry=bool(foreign),
+    )
+
+
+def _data_gap(data_dir: Path, lang: str, split: str) -> str | None:
+    needed = [data_dir / lang / f"{s}.tsv" for s in dict.fromkeys(("train", split))]
+    absent = [str(p) for p in needed if not p.is_file()]
+    return f"no data: {', '.join(absent)}" if absent else None
+
+
+def check_model_folder(folder: Path) -> None:
+    """Fail fast (before hashing or loading anything) on a folder that cannot be a model."""
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder}: model folder not found")
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder}: no config.json; expected a Hugging Face model folder")
+
+
+def load_model(config: EvalConfig) -> Any:
+    """lm-eval's ``hf`` model for the folder, or :class:`ModelLoadError` saying why not."""
+    folder = config.model
+    check_model_folder(folder)
+    import lm_eval.api.registry
+
+    try:
+        return lm_eval.api.registry.get_model("hf").create_from_arg_obj(
+            {"pretrained": str(folder)},
+            {"batch_size": config.batch_size, "max_batch_size": None, "device": config.device},
+        )
+    except Exception as err:  # any failure inside transformers is a model that does not load
+        raise ModelLoadError(
+            f"{folder}: the model does not load with lm-eval's hf backend: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+
+
+class _QuietCustomDataset(logging.Filter):
+    """Drop lm-eval's per-task hint about ``--metadata`` (one line per task, 92 in bloom46)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed" not in record.getMessage()
+
+
+def evaluate(config: EvalConfig) -> EvalResults:
+    """Score the model; return the (unsealed) record."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    check_model_folder(config.model)
+    cat = catalog()
+    the_plan = plan(config, cat)
+    for gap in the_plan.missing:
+        log.warning("left out %s: %s", gap.task, gap.reason)
+    if not the_plan.lm_eval_tasks:
+        raise FileNotFoundError(
+            f"{config.resolved_data_dir}: no language has data for {', '.join(config.names)}"
+        )
+    model_path = config.model.resolve()
+    model_args = {"pretrained": str(model_path)}
+    data_dir = config.resolved_data_dir
+    task_meta = {"data_dir": str(data_dir), "split": config.split}
+    metadata = model_args | task_meta  # what the lm_eval command builds from its arguments
+    seeds = LM_EVAL_SEEDS | {"fewshot": config.fewshot_seed}
+    lm = load_model(config.model_copy(update={"model": model_path}))
+    manager = TaskManager(
+        include_path=str(TASKS_DIR), include_defaults=the_plan.registry, metadata=metadata
+    )
+    quiet = _QuietCustomDataset()
+    logging.getLogger("lm_eval.api.task").addFilter(quiet)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    start = time.perf_counter()
+    output = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=the_plan.lm_eval_tasks,
+        num_fewshot=config.num_fewshot,
+        batch_size=config.batch_size,
+        device=config.device,
+        limit=config.limit,
+        log_samples=True,
+        task_manager=manager,
+        random_seed=seeds["random"],
+        numpy_random_seed=seeds["numpy"],
+        torch_random_seed=seeds["torch"],
+        fewshot_random_seed=seeds["fewshot"],
+        metadata=metadata,
+    )
+    seconds = time.perf_counter() - start
+    logging.getLogger("lm_eval.api.task").removeFilter(quiet)
+    tasks = record.task_results(output, cat)
+    for name, result in tasks.items():
+        if name in cat.tasks:
+            result.config_sha256 = config_sha256(cat.tasks[name].path)
+    data_files = {}
+    for name in the_plan.ours:
+        lang = cat.tasks[name].lang
+        for split in dict.fromkeys(("train", config.split)):
+            data_files[f"{lang}/{split}.tsv"] = sha256_file(data_dir / lang / f"{split}.tsv")
+    provenance = Provenance(
+        bloomkit_version=code_version(),
+        lm_eval_version=package_versions(["lm-eval"])["lm-eval"],
+        packages=package_versions(),
+        model=record.model_info(model_path),
+        task_configs={n: t.config_sha256 for n, t in tasks.items() if t.config_sha256},
+        data_dir=str(data_dir),
+        data_files=dict(sorted(data_files.items())),
+        split=config.split,
+        limit=config.limit,
+        num_fewshot=config.num_fewshot,
+        seeds=seeds,
+        batch_size=config.batch_size,
+        device=config.device,
+        hardware=record.hardware(),
+        started=started,
+        seconds=round(seconds, 3),
+        reproduce=record.reproduce_command(
+            model_args=model_args,
+            tasks=the_plan.lm_eval_tasks,
+            metadata=task_meta,
+            limit=config.limit,
+            num_fewshot=config.num_fewshot,
+            batch_size=config.batch_size,
+            device=config.device,
+            seeds=seeds,
+        ),
+    )
+    groups = record.group_results(output, tasks, cat, the_plan.groups, the_plan.missing)
+    return EvalResults(
+        suite=config.suite,
+        tasks=tasks,
+        groups=groups,
+        missing=the_plan.missing,
+        provenance=provenance,
+    )
+
+
+def run_eval(config: EvalConfig, run: RunDir) -> dict[str, Any]:
+    """Score into ``run/results.json`` (skipped when model, data and config are unchanged);
+    print the group table; return the summary: groups' metrics, counts, the results path."""
+
+    def step() -> dict[str, Any]:
+        results = evaluate(config)
+        path = save(results, run / "results.json")
+        summary: dict[str, Any] = {
+            "results": str(path),
+            "tasks": len(results.tasks),
+            "languages": len({t.lang for t in results.tasks.values() if t.lang}),
+            "missing": [m.task for m in results.missing],
+            "seconds": results.provenance.seconds,
+        }
+        for group in results.groups.values():
+            for metric, score in group.metrics.items():
+                summary[f"{group.group}/{metric}"] = score.value
+        return summary
+
+    check_model_folder(config.model)
+    plan(config)  # unknown names fail here, before the model and data are hashed
+    inputs = [config.model, config.resolved_data_dir]
+    summary = run.run_step(
+        "eval", step, inputs=inputs, params=config.model_dump(mode="json"),
+        outputs=["results.json"],
+    )  # fmt: skip
+    print_table(load(run / "results.json"), f"bloomkit eval — {run.path}")
+    rows = [{"metric": k, "value": v} for k, v in summary.items() if "/" in k and v is not None]
+    if rows:
+        summary_table("groups (macro mean over languages)", rows)
+    return summary
