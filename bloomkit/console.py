@@ -7,6 +7,7 @@ and hides progress bars; the log file in the run directory always gets everythin
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +31,12 @@ log = logging.getLogger(LOGGER_NAME)
 
 
 def setup_logging(quiet: bool = False) -> None:
-    """Console handler for the ``bloomkit`` logger (rich, warnings only when quiet)."""
+    """Console handler for the ``bloomkit`` logger (rich, warnings only when quiet).
+
+    Warnings of the libraries (megatron-core's "Apex is not installed", …) go to the log
+    file; on the console only when not quiet. Quiet also silences them in the processes
+    bloomkit starts (``PYTHONWARNINGS``), which emit them at import time.
+    """
     for handler in list(log.handlers):
         if isinstance(handler, RichHandler):
             log.removeHandler(handler)
@@ -40,6 +46,18 @@ def setup_logging(quiet: bool = False) -> None:
     log.setLevel(logging.DEBUG)
     log.propagate = False
     log.quiet = quiet  # type: ignore[attr-defined]
+    logging.captureWarnings(True)
+    libraries = logging.getLogger()  # root: megatron-core, transformers, py.warnings, …
+    for old in list(libraries.handlers):
+        if isinstance(old, RichHandler | logging.NullHandler):
+            libraries.removeHandler(old)
+    if quiet:
+        os.environ["PYTHONWARNINGS"] = "ignore"
+        libraries.addHandler(logging.NullHandler())  # not Python's last-resort stderr
+    else:
+        library_console = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        library_console.setLevel(logging.WARNING)
+        libraries.addHandler(library_console)
 
 
 def log_to_file(path: Path) -> None:
@@ -53,6 +71,7 @@ def log_to_file(path: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.DEBUG)
     log.addHandler(handler)
+    logging.getLogger().addHandler(handler)  # library warnings, at the root logger's level
     if not any(isinstance(h, RichHandler) for h in log.handlers):
         setup_logging()
 

@@ -17,6 +17,8 @@ from typing import Any
 from bloomkit.config import Section, load_config
 from bloomkit.console import log, summary_table
 from bloomkit.data_tooling.sample import sample_dir, write_raw_corpus
+from bloomkit.pretraining.pretrain import pretrain
+from bloomkit.pretraining.train import PretrainConfig
 from bloomkit.rundir import RunDir
 
 
@@ -32,9 +34,10 @@ class DemoConfig(Section):
 
     sample: Path | None = None
     """The sample folder (default: the one shipped inside the package)."""
+    pretrain: StageConfig = StageConfig(config=Path("configs/pretrain/demo.yaml"))
 
 
-Stage = tuple[str, Callable[[], dict[str, Any]], list[Path]]
+Stage = tuple[str, Callable[[], dict[str, Any]], list[Path], dict[str, Any]]
 
 
 def stage_config(model: type[Section], stage: StageConfig, wiring: list[str]) -> Any:
@@ -45,14 +48,41 @@ def stage_config(model: type[Section], stage: StageConfig, wiring: list[str]) ->
 def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
     """Run every stage, print the summary table, return its rows."""
     sample = config.sample or sample_dir()
+    pretrain_config = stage_config(
+        PretrainConfig, config.pretrain, [f"data.byte_corpus={sample / 'sib200'}"]
+    )
     stages: list[Stage] = [
-        ("sample", lambda: write_raw_corpus(sample, run / "raw"), [sample]),
+        ("sample", lambda: write_raw_corpus(sample, run / "raw"), [sample], {}),
+        (
+            "pretrain",
+            lambda: pretrain(
+                pretrain_config, RunDir(run / "pretrain", "pretrain", pretrain_config)
+            ),
+            [sample],
+            pretrain_config.model_dump(mode="json"),
+        ),
     ]
     rows = []
-    for name, fn, inputs in stages:
+    for name, fn, inputs, params in stages:
         log.info("demo stage: %s", name)
         start = time.perf_counter()
-        summary = run.run_step(name, fn, inputs=inputs, params=config.model_dump(mode="json"))
-        rows.append({"stage": name, **summary, "seconds": round(time.perf_counter() - start, 2)})
+        summary = run.run_step(name, fn, inputs=inputs, params=params)
+        rows.append(
+            {
+                "stage": name,
+                "result": headline(summary),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
     summary_table(f"bloomkit demo — {run.path}", rows)
     return rows
+
+
+def headline(summary: dict[str, Any], limit: int = 5) -> str:
+    """The first few scalar results of a stage's summary, for the demo's table."""
+    items = [
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in summary.items()
+        if isinstance(value, int | float | str) and not isinstance(value, bool)
+    ]
+    return ", ".join(items[:limit])

@@ -8,10 +8,13 @@ from pathlib import Path
 BLOOMKIT = str(Path(sys.executable).with_name("bloomkit"))
 
 
-def run_demo(repo_root: Path, run_dir: Path) -> subprocess.CompletedProcess[str]:
+FEWER_STEPS = ["--set", "pretrain.set=[train.steps=30, train.log_interval=10]"]
+
+
+def run_demo(repo_root: Path, run_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [BLOOMKIT, "demo", "--config", str(repo_root / "configs" / "demo.yaml"),
-         "--run-dir", str(run_dir)],
+        [BLOOMKIT, *options, "demo", "--config", str(repo_root / "configs" / "demo.yaml"),
+         "--run-dir", str(run_dir), *FEWER_STEPS],
         capture_output=True, text=True, timeout=1800, check=False, cwd=repo_root,
     )  # fmt: skip
 
@@ -26,6 +29,10 @@ def test_demo_runs_every_stage_and_resumes(repo_root, tmp_path):
     raw = (run_dir / "raw" / "sib200.jsonl").read_text(encoding="utf-8").splitlines()
     languages = {json.loads(line)["declared_language"] for line in raw}
     assert len(languages) == 46
+    pretrain = manifest["steps"]["pretrain"]["summary"]
+    assert pretrain["layout"] == "tp2×pp1×dp1" and pretrain["steps"] == 30
+    assert pretrain["final_loss"] < pretrain["first_loss"]
+    assert (run_dir / "pretrain" / "loss.png").is_file()
     again = run_demo(repo_root, run_dir)
     assert again.returncode == 0, again.stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -34,11 +41,7 @@ def test_demo_runs_every_stage_and_resumes(repo_root, tmp_path):
 
 def test_quiet_demo_prints_nothing_but_logs_to_file(repo_root, tmp_path):
     run_dir = tmp_path / "demo"
-    result = subprocess.run(
-        [BLOOMKIT, "--quiet", "demo", "--config", str(repo_root / "configs" / "demo.yaml"),
-         "--run-dir", str(run_dir)],
-        capture_output=True, text=True, timeout=1800, check=False, cwd=repo_root,
-    )  # fmt: skip
+    result = run_demo(repo_root, run_dir, "--quiet")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and result.stderr == ""
     assert "demo stage: sample" in (run_dir / "logs" / "bloomkit.log").read_text()
