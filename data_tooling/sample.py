@@ -19,9 +19,9 @@ import sysconfig
 from pathlib import Path
 
 import yaml
+
 from bloomkit.data_tooling.catalogue import load_catalogue, verify_files
 from bloomkit.data_tooling.languages import language_codes
-
 from bloomkit.rundir import atomic_path, sha256_file
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "bloomkit" / "sample"

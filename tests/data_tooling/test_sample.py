@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+
 from bloomkit.data_tooling.catalogue import load_catalogue, verify_files
 from bloomkit.data_tooling.languages import language_codes
 from bloomkit.data_tooling.sample import (
