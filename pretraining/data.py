@@ -9,6 +9,11 @@ prefix and mixes them by weight, with shuffle indices cached next to the data.
 Sample ``k`` of step ``s`` is sample ``s × global_batch + k`` of the train split on every
 layout; data-parallel rank ``d`` takes the ``d``-th contiguous slice of each global batch, so
 changing TP/PP/DP changes who computes a sample, never which samples a step sees.
+
+Instruction tuning uses the same loop on a second kind of source, ``data.sft``: a folder of
+pre-tokenized, masked and packed rows written by ``bloomkit.finetuning.sft_data``
+(:class:`PackedDataset`), whose samples also carry ``segment_ids`` so that the step masks
+attention across the examples packed into one row.
 """
 
 from __future__ import annotations
@@ -37,16 +42,21 @@ class DataConfig(Section):
     """Train, validation, test shares of every dataset (megatron-core syntax)."""
     eod_id: Annotated[int, Field(ge=0)] = 0
     """End-of-document token id of the tokenizer that wrote the files."""
+    sft: Path | None = None
+    """Instead of ``blend``: a folder of packed instruction-tuning rows (``train/`` and
+    ``valid/`` of ``tokens``, ``labels``, ``loss_mask``, ``segment_ids`` ``.npy`` arrays), as
+    written by ``bloomkit finetune sft``."""
     seed: int = 1234
-    """Shuffle seed of megatron-core's sample indices."""
+    """Shuffle seed of megatron-core's sample indices (and of the SFT rows, per epoch)."""
     cache_dir: Path | None = None
     """Where megatron-core caches shuffle indices (default: beside the run's data)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        if bool(self.blend) == (self.byte_corpus is not None):
+        if bool(self.blend) + (self.byte_corpus is not None) + (self.sft is not None) != 1:
             raise ValueError(
-                "give exactly one of data.blend (.bin/.idx prefixes) or data.byte_corpus"
+                "give exactly one of data.blend (.bin/.idx prefixes), data.byte_corpus or "
+                "data.sft"
             )
         if any(w <= 0 for w in self.blend.values()):
             raise ValueError("every blend weight must be > 0")
@@ -62,6 +72,11 @@ class DataConfig(Section):
         ]
         if missing:
             raise FileNotFoundError(f"data.blend: missing dataset files: {', '.join(missing)}")
+        if self.sft is not None and not (self.sft / "train" / "tokens.npy").is_file():
+            raise FileNotFoundError(
+                f"data.sft: no packed rows in {self.sft}/train/; prepare them with "
+                "`bloomkit finetune sft`"
+            )
 
 
 @dataclass
@@ -100,6 +115,42 @@ def byte_corpus_texts(folder: Path) -> list[str]:
     return [p.read_text(encoding="utf-8", errors="replace") for p in files]
 
 
+class PackedDataset:
+    """Packed rows (``tokens``, ``labels``, ``loss_mask``, ``segment_ids``, each
+    ``[rows, seq_length]``) as an endless sample sequence: sample ``i`` is row
+    ``perm_e[i mod rows]`` of epoch ``e = i // rows``, with a fresh seeded permutation per epoch
+    (identity when ``shuffle`` is off, for evaluation)."""
+
+    def __init__(self, folder: Path, seq_length: int, seed: int, shuffle: bool = True):
+        self.arrays = {
+            name: np.load(folder / f"{name}.npy", mmap_mode="r")
+            for name in ("tokens", "labels", "loss_mask", "segment_ids")
+        }
+        self.rows, width = self.arrays["tokens"].shape
+        if width != seq_length:
+            raise ValueError(
+                f"{folder}: rows of {width} tokens, but model.seq_length is {seq_length}; "
+                "prepare the SFT data again with this seq_length"
+            )
+        self.seed, self.shuffle = seed, shuffle
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _row(self, index: int) -> int:
+        epoch, offset = divmod(index, self.rows)
+        if not self.shuffle:
+            return offset
+        if epoch not in self._perms:
+            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.rows)}
+        return int(self._perms[epoch][offset])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        row = self._row(index)
+        sample = {k: torch.from_numpy(np.array(v[row], dtype=np.int64)) for k, v in
+                  self.arrays.items()}  # fmt: skip
+        sample["loss_mask"] = sample["loss_mask"].float()
+        return sample
+
+
 def build_datasets(
     data: DataConfig,
     *,
@@ -115,6 +166,14 @@ def build_datasets(
     )
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
+    if data.sft is not None:
+        valid_dir = data.sft / "valid"
+        valid = (
+            PackedDataset(valid_dir, seq_length, data.seed, shuffle=False)
+            if (valid_dir / "tokens.npy").is_file()
+            else None
+        )
+        return PackedDataset(data.sft / "train", seq_length, data.seed), valid
     blend = data.blend
     if data.byte_corpus is not None:
         blend = {str(data_dir / "bytes"): 1.0}
@@ -153,11 +212,6 @@ def micro_batches(
     batches = []
     for first in range(start, start + per_rank, micro_batch):
         samples = [dataset[i] for i in range(first, first + micro_batch)]
-        batches.append(
-            {
-                "tokens": torch.stack([s["tokens"] for s in samples]),
-                "labels": torch.stack([s["labels"] for s in samples]),
-                "loss_mask": torch.stack([s["loss_mask"] for s in samples]),
-            }
-        )
+        keys = [k for k in ("tokens", "labels", "loss_mask", "segment_ids") if k in samples[0]]
+        batches.append({key: torch.stack([s[key] for s in samples]) for key in keys})
     return batches

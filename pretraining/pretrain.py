@@ -8,19 +8,29 @@ process (it starts ``tp × pp × dp`` local ranks itself when that is more than 
     RUN/metrics.jsonl   one line per step: loss, lr, grad_norm, tokens_per_s, tflops, mfu, …
     RUN/summary.json    first/final/validation loss, throughput, layout, device
     RUN/loss.png        the loss curve
+    RUN/checkpoints/    ``step-N`` dist checkpoints and ``latest`` (:mod:`.checkpoint`)
+    RUN/finished.json   written after the last step: calling again returns at once
+
+Calling ``pretrain`` again on the same run directory resumes from the newest intact checkpoint.
+Signals that stop training (``checkpoint.exit_signals``) sent to this process are forwarded to
+the local ranks it started, which save at the next step boundary and exit 0.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bloomkit.console import is_quiet, log, log_to_file, setup_logging
 from bloomkit.pretraining import launch
 from bloomkit.pretraining.data import byte_corpus_texts, write_byte_dataset
+from bloomkit.pretraining.stopping import job_start
 from bloomkit.pretraining.train import PretrainConfig, train_rank
 from bloomkit.rundir import RunDir
 
@@ -82,9 +92,59 @@ def plot_losses(metrics: Path, png: Path) -> None:
     plt.close(fig)
 
 
+@contextmanager
+def forward_signals(names: list[str]) -> Iterator[None]:
+    """While local ranks run, pass these signals on to them instead of dying."""
+    import multiprocessing
+
+    def forward(signum: int, frame: object) -> None:
+        log.warning("received %s: forwarding to the ranks", signal.Signals(signum).name)
+        for child in multiprocessing.active_children():
+            if child.pid is not None:
+                os.kill(child.pid, signum)
+
+    previous = {getattr(signal, n): signal.signal(getattr(signal, n), forward) for n in names}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def single_process_env() -> Iterator[None]:
+    """A one-rank torch.distributed environment for this call only, so that a later call in the
+    same process (say, resuming at TP=2) does not mistake itself for a launched rank."""
+    keys = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    saved = {key: os.environ.get(key) for key in keys}
+    os.environ.setdefault("MASTER_PORT", str(launch.free_port()))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def finished_summary(config: PretrainConfig, out: Path) -> dict[str, Any] | None:
+    """The summary of a run that already trained ``train.steps`` steps, else None."""
+    marker, summary = out / "finished.json", out / "summary.json"
+    if not (marker.is_file() and summary.is_file()):
+        return None
+    if json.loads(marker.read_text(encoding="utf-8"))["steps"] < config.train.steps:
+        return None
+    return json.loads(summary.read_text(encoding="utf-8"))
+
+
 def pretrain(config: PretrainConfig, run: RunDir) -> dict[str, Any]:
-    """Train ``config`` in ``run``; return the summary (also in ``RUN/summary.json``)."""
+    """Train ``config`` in ``run`` (resuming it); return the summary (also ``RUN/summary.json``)."""
     out = run.path
+    job_start()
+    if (done := finished_summary(config, out)) is not None:
+        log.info("%s: all %d steps done already (finished.json)", out, config.train.steps)
+        return done
     world = config.parallel.world_size
     if launch.is_launched():  # under torchrun: this process is one rank
         prepare_data(config, out, write=int(os.environ["RANK"]) == 0)
@@ -92,14 +152,17 @@ def pretrain(config: PretrainConfig, run: RunDir) -> dict[str, Any]:
     else:
         prepare_data(config, out)
         if world == 1:
-            os.environ.setdefault("MASTER_PORT", str(launch.free_port()))
-            summary = train_rank(config, out)
             from bloomkit.pretraining.parallel import destroy_parallel
 
-            destroy_parallel(process_group=True)
+            with single_process_env():
+                summary = train_rank(config, out)
+                destroy_parallel(process_group=True)
         else:
             log.info("launching %d local processes (tp × pp × dp)", world)
-            launch.spawn(_rank_entry, world, config.model_dump(mode="json"), str(out), is_quiet())
+            with forward_signals(config.checkpoint.exit_signals):
+                launch.spawn(
+                    _rank_entry, world, config.model_dump(mode="json"), str(out), is_quiet()
+                )
             summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     if not launch.is_launched() or int(os.environ["RANK"]) == 0:
         plot_losses(out / "metrics.jsonl", out / "loss.png")

@@ -2,7 +2,9 @@
 
 Both go through ``get_forward_backward_func`` (1F1B when PP > 1, no pipelining otherwise), so a
 pipeline of any depth computes exactly what one process computes. Micro-batches are dicts of
-``[b, s]`` tensors: ``tokens`` (int64), ``labels`` (int64), ``loss_mask`` (float, 1 = counted).
+``[b, s]`` tensors: ``tokens`` (int64), ``labels`` (int64), ``loss_mask`` (float, 1 = counted),
+and for packed instruction data ``segment_ids`` (int64, the example each position belongs to):
+then attention is also blocked across examples (:func:`document_mask`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,26 @@ def _masked_mean(loss_mask: Tensor, per_token: Tensor) -> tuple[Tensor, dict[str
     return loss, {"loss": loss.detach().clone()}
 
 
+def document_mask(segment_ids: Tensor | None) -> Tensor | None:
+    """``[b, 1, s, s]`` bool, ``True`` = blocked: query ``i`` may not see key ``j`` of another
+    example (``segment_ids[i] != segment_ids[j]``); the causal part is added by the attention.
+    ``None`` without segment ids (plain pretraining: one stream, no mask needed)."""
+    if segment_ids is None:
+        return None
+    return (segment_ids[:, None, :, None] != segment_ids[:, None, None, :]).contiguous()
+
+
+def _next_batch(batches: Iterator[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Every stage takes the micro-batch: the first needs tokens, the last labels and the loss
+    mask, and every stage the document mask of packed rows."""
+    return next(batches)
+
+
 def loss_forward_step(batches: Iterator[dict[str, Tensor]], model: torch.nn.Module) -> tuple:
     """``forward_step_func`` for training: per-token cross entropy, mean over ``loss_mask``."""
-    batch = next(batches) if ps.is_pipeline_first_stage() or ps.is_pipeline_last_stage() else {}
-    tokens = batch.get("tokens")
-    per_token = model(tokens, None, None, labels=batch.get("labels"))
+    batch = _next_batch(batches)
+    mask = document_mask(batch.get("segment_ids"))
+    per_token = model(batch.get("tokens"), None, mask, labels=batch.get("labels"))
     return per_token, partial(_masked_mean, batch.get("loss_mask"))
 
 
@@ -36,8 +53,9 @@ def _logits_out(output: Tensor, non_loss_data: bool = False) -> Tensor:
 
 
 def _logits_forward_step(batches: Iterator[dict[str, Tensor]], model: torch.nn.Module) -> tuple:
-    batch = next(batches) if ps.is_pipeline_first_stage() or ps.is_pipeline_last_stage() else {}
-    return model(batch.get("tokens"), None, None), _logits_out
+    batch = _next_batch(batches)
+    mask = document_mask(batch.get("segment_ids"))
+    return model(batch.get("tokens"), None, mask), _logits_out
 
 
 def run_schedule(
@@ -64,20 +82,28 @@ def run_schedule(
 
 
 @torch.no_grad()
-def forward_logits(model: torch.nn.Module, tokens: Tensor) -> Tensor | None:
+def forward_logits(
+    model: torch.nn.Module, tokens: Tensor, segment_ids: Tensor | None = None
+) -> Tensor | None:
     """Full-vocabulary logits ``[b, s, padded_vocab]`` on the last pipeline stage, else None.
 
     Works at any TP × PP: the pipeline schedule carries activations between stages and the
-    vocab-parallel logits are gathered across the TP group.
+    vocab-parallel logits are gathered across the TP group. ``segment_ids`` (packed rows)
+    blocks attention across examples.
     """
     from megatron.core.tensor_parallel import gather_from_tensor_model_parallel_region
 
+    batch = (
+        {"tokens": tokens}
+        if segment_ids is None
+        else {"tokens": tokens, "segment_ids": segment_ids}
+    )
     was_training = model.training
     model.eval()
     try:
         outputs = run_schedule(
             model,
-            [{"tokens": tokens}],
+            [batch],
             seq_length=tokens.size(1),
             forward_only=True,
             collect_non_loss_data=True,

@@ -30,10 +30,12 @@ from pydantic import Field, model_validator
 
 from bloomkit.config import Section
 from bloomkit.console import log
+from bloomkit.pretraining.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
 from bloomkit.pretraining.data import DataConfig, build_datasets, micro_batches
 from bloomkit.pretraining.model.config import BloomModelConfig
 from bloomkit.pretraining.optim import OptimConfig, clip_grad_norm_, learning_rate, param_groups
 from bloomkit.pretraining.parallel import ParallelConfig
+from bloomkit.rundir import atomic_write_json
 
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
 """Dense bf16 peak TFLOPs per GPU (vendor data sheets, SXM parts), matched in the device name."""
@@ -69,6 +71,7 @@ class PretrainConfig(Section):
     data: DataConfig
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
     @model_validator(mode="after")
     def _divides(self) -> PretrainConfig:
@@ -118,9 +121,8 @@ def _peak_tflops(config: TrainConfig) -> float | None:
     return None
 
 
-def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
-    """The loop, run by every rank; rank 0 writes ``metrics.jsonl`` and ``summary.json``."""
-    from megatron.core import parallel_state as ps
+def _build(config: PretrainConfig, cuda: bool, bf16: bool) -> tuple[Any, Any]:
+    """This rank's model stage wrapped in megatron-core DDP, and its optimizer."""
     from megatron.core.distributed import (
         DistributedDataParallel,
         DistributedDataParallelConfig,
@@ -129,14 +131,8 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
 
     from bloomkit.pretraining.model.init import portable_init_
     from bloomkit.pretraining.model.spec import build_model
-    from bloomkit.pretraining.parallel import init_parallel
-    from bloomkit.pretraining.step import run_schedule
 
-    t, p, m = config.train, config.parallel, config.model
-    cuda = torch.cuda.is_available()
-    bf16 = cuda if t.bf16 is None else t.bf16
-    init_parallel(p, seed=t.seed)
-    rank0 = dist.get_rank() == 0
+    t, p, m, o = config.train, config.parallel, config.model, config.optim
     model = build_model(m, p, bf16=bf16)
     if t.init == "portable":
         portable_init_(model, m, t.seed)
@@ -149,8 +145,6 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
     )
     model.config.finalize_model_grads_func = finalize_model_grads
     model.config.no_sync_func = ddp.no_sync
-    params = [q for q in ddp.parameters() if q.requires_grad]
-    o = config.optim
     if cuda:  # megatron-core's distributed optimizer: Adam state sharded over DP, clips inside
         from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
 
@@ -168,6 +162,83 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
         optimizer = torch.optim.AdamW(
             param_groups(ddp, o.weight_decay), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps
         )
+    return ddp, optimizer
+
+
+def checkpoint_meta(config: PretrainConfig, step: int) -> dict[str, Any]:
+    """What ``bloomkit.json`` records besides the files: step, data position, model, layout."""
+    m, p, t = config.model, config.parallel, config.train
+    return {
+        "kind": "train",
+        "step": step,
+        "consumed_samples": step * t.global_batch_size,
+        "global_batch_size": t.global_batch_size,
+        "model": {**m.model_dump(mode="json"), "ffn_size": m.ffn_size},
+        "padded_vocab_size": m.padded_vocab_size(p.tensor_parallel),
+        "parallel": layout_of(p),
+        "config": config.model_dump(mode="json"),
+    }
+
+
+def layout_of(parallel: ParallelConfig) -> dict[str, int]:
+    return {
+        "tensor_parallel": parallel.tensor_parallel,
+        "pipeline_parallel": parallel.pipeline_parallel,
+        "data_parallel": parallel.data_parallel,
+    }
+
+
+def _history(metrics_path: Path, start: int, rank0: bool) -> list[dict[str, Any]]:
+    """Rows of steps ``1..start`` from an earlier job; rank 0 drops any later ones from the file
+    (steps trained after the checkpoint that is resumed)."""
+    rows = []
+    if start and metrics_path.is_file():
+        lines = metrics_path.read_text(encoding="utf-8").splitlines()
+        rows = [row for row in map(json.loads, lines) if row["step"] <= start]
+    dist.barrier()
+    if rank0:
+        text = "".join(json.dumps(row) + "\n" for row in rows)
+        metrics_path.write_text(text, encoding="utf-8")
+    return rows
+
+
+def _resume(config: PretrainConfig, ckpt: Checkpointer, ddp: Any, optimizer: Any) -> int:
+    """Load the run's newest intact checkpoint (or ``checkpoint.load``); the step to start at."""
+    meta = ckpt.resume(ddp.module, optimizer, config.model, layout_of(config.parallel))
+    if meta is None:
+        return 0
+    gbs = config.train.global_batch_size
+    if meta["kind"] == "train" and meta["global_batch_size"] != gbs:
+        raise CheckpointError(
+            f"checkpoint step {meta['step']} consumed {meta['consumed_samples']} samples at "
+            f"train.global_batch_size {meta['global_batch_size']}; resume with that batch size "
+            f"(got {gbs}) or start a new run directory"
+        )
+    return int(meta["step"])
+
+
+def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
+    """The loop, run by every rank; rank 0 writes ``metrics.jsonl`` and ``summary.json``.
+
+    Resumes from the newest intact checkpoint in ``out/checkpoints`` (bit-exact: same losses as
+    an uninterrupted run), saves every ``checkpoint.interval`` steps, at the end, and when
+    :class:`StopGuard` says stop; after the last step writes ``out/finished.json``.
+    """
+    from megatron.core import parallel_state as ps
+
+    from bloomkit.pretraining.parallel import init_parallel
+    from bloomkit.pretraining.step import run_schedule
+    from bloomkit.pretraining.stopping import StopGuard
+
+    t, p, m, o = config.train, config.parallel, config.model, config.optim
+    cuda = torch.cuda.is_available()
+    bf16 = cuda if t.bf16 is None else t.bf16
+    init_parallel(p, seed=t.seed)
+    rank0 = dist.get_rank() == 0
+    ddp, optimizer = _build(config, cuda, bf16)
+    params = [q for q in ddp.parameters() if q.requires_grad]
+    ckpt = Checkpointer(config.checkpoint, out / "checkpoints")
+    start = _resume(config, ckpt, ddp, optimizer)
     dp_rank, dp_size = ps.get_data_parallel_rank(), ps.get_data_parallel_world_size()
     train_data, valid_data = build_datasets(
         config.data,
@@ -181,87 +252,123 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
     flops_per_step = m.flops_per_token() * tokens_per_step
     peak = _peak_tflops(t)
     metrics_path = out / "metrics.jsonl"
-    if rank0:
-        metrics_path.unlink(missing_ok=True)
-    history: list[dict[str, Any]] = []
+    history = _history(metrics_path, start, rank0)
+    stopped, saved, done = None, start, start
+    guard = StopGuard(config.checkpoint, out)
+    if start < t.steps and guard.kill_switch_on():
+        stopped = f"kill switch {guard.kill_switch}"
     ddp.train()
-    for step in range(t.steps):
-        start = time.perf_counter()
-        batches = micro_batches(
-            train_data, step, global_batch=t.global_batch_size, micro_batch=t.micro_batch_size,
-            dp_rank=dp_rank, dp_size=dp_size,
-        )  # fmt: skip
-        data_s = time.perf_counter() - start
-        ddp.zero_grad_buffer()
-        optimizer.zero_grad()
-        losses = run_schedule(ddp, batches, seq_length=m.seq_length, forward_only=False)
-        lr = learning_rate(o, step, t.steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if cuda:
-            _, grad_norm, _ = optimizer.step()
-        else:
-            for q in params:
-                q.grad = q.main_grad
-            grad_norm = clip_grad_norm_(params, o.clip_grad)
-            optimizer.step()
-        loss = _rank_loss(losses, dp_size)
-        step_s = time.perf_counter() - start
-        tflops = flops_per_step / step_s / dist.get_world_size() / 1e12
-        row = {
-            "step": step + 1, "loss": loss, "lr": lr, "grad_norm": float(grad_norm or 0.0),
-            "tokens_per_s": tokens_per_step / step_s, "tflops": tflops,
-            "mfu": tflops / peak if peak else None, "step_s": step_s,
-            "data_wait_pct": 100.0 * data_s / step_s,
-            "memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-        }  # fmt: skip
-        history.append(row)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"step {step + 1}: loss is {loss}; lower optim.lr")
-        if rank0:
-            with open(metrics_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(row) + "\n")
-            if (step + 1) % t.log_interval == 0 or step + 1 == t.steps:
-                log.info(
-                    "step %d/%d loss %.4f lr %.2e grad_norm %.3f tokens/s %.0f TFLOPs %.3f%s",
-                    step + 1, t.steps, loss, lr, row["grad_norm"], row["tokens_per_s"], tflops,
-                    f" MFU {100 * row['mfu']:.1f}%" if row["mfu"] is not None else "",
-                )  # fmt: skip
+    with guard:
+        for step in range(start, t.steps if stopped is None else start):
+            start_s = time.perf_counter()
+            batches = micro_batches(
+                train_data, step, global_batch=t.global_batch_size,
+                micro_batch=t.micro_batch_size, dp_rank=dp_rank, dp_size=dp_size,
+            )  # fmt: skip
+            data_s = time.perf_counter() - start_s
+            ddp.zero_grad_buffer()
+            optimizer.zero_grad()
+            losses = run_schedule(ddp, batches, seq_length=m.seq_length, forward_only=False)
+            lr = learning_rate(o, step, t.steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if cuda:
+                _, grad_norm, _ = optimizer.step()
+            else:
+                for q in params:
+                    q.grad = q.main_grad
+                grad_norm = clip_grad_norm_(params, o.clip_grad)
+                optimizer.step()
+            loss = _rank_loss(losses, dp_size)
+            step_s = time.perf_counter() - start_s
+            tflops = flops_per_step / step_s / dist.get_world_size() / 1e12
+            row = {
+                "step": step + 1, "loss": loss, "lr": lr, "grad_norm": float(grad_norm or 0.0),
+                "tokens_per_s": tokens_per_step / step_s, "tflops": tflops,
+                "mfu": tflops / peak if peak else None, "step_s": step_s,
+                "data_wait_pct": 100.0 * data_s / step_s,
+                "memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+            }  # fmt: skip
+            history.append(row)
+            done = step + 1
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"step {done}: loss is {loss}; lower optim.lr")
+            if rank0:
+                with open(metrics_path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                if done % t.log_interval == 0 or done == t.steps:
+                    log.info(
+                        "step %d/%d loss %.4f lr %.2e grad_norm %.3f tokens/s %.0f TFLOPs %.3f%s",
+                        done, t.steps, loss, lr, row["grad_norm"], row["tokens_per_s"], tflops,
+                        f" MFU {100 * row['mfu']:.1f}%" if row["mfu"] is not None else "",
+                    )  # fmt: skip
+            stopped = guard.check(done) if done < t.steps else None
+            interval = config.checkpoint.interval
+            if stopped or done == t.steps or (interval and done % interval == 0):
+                ckpt.save(done, ddp.module, optimizer, checkpoint_meta(config, done))
+                saved = done
+            if stopped:
+                break
+    if stopped and rank0:
+        log.warning("stopping after step %d (%s); checkpoint step-%d", done, stopped, saved)
     valid_loss = None
-    if t.eval_batches and valid_data is not None:
-        ddp.eval()
-        batches = [
-            micro
-            for i in range(t.eval_batches)
-            for micro in micro_batches(
-                valid_data,
-                i,
-                global_batch=t.global_batch_size,
-                micro_batch=t.micro_batch_size,
-                dp_rank=dp_rank,
-                dp_size=dp_size,
-            )
-        ]
-        with torch.no_grad():
-            valid_loss = _rank_loss(
-                run_schedule(ddp, batches, seq_length=m.seq_length, forward_only=True), dp_size
-            )
+    if stopped is None and t.eval_batches and valid_data is not None:
+        valid_loss = _evaluate(config, ddp, valid_data, dp_rank, dp_size, run_schedule)
+    summary = _summary(config, history, peak, bf16, cuda, done)
+    summary.update(valid_loss=valid_loss, stopped=stopped, resumed_from=start or None)
+    summary["checkpoint"] = str(out / "checkpoints" / f"step-{saved}") if saved else None
+    if rank0:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        if done == t.steps:
+            atomic_write_json(out / "finished.json", {"steps": done, "checkpoint": f"step-{saved}"})
+    return summary
+
+
+def _evaluate(
+    config: PretrainConfig, ddp: Any, valid_data: Any, dp_rank: int, dp_size: int, run: Any
+) -> float:
+    """Mean loss over ``train.eval_batches`` global batches of the validation split."""
+    t = config.train
+    ddp.eval()
+    batches = [
+        micro
+        for i in range(t.eval_batches)
+        for micro in micro_batches(
+            valid_data,
+            i,
+            global_batch=t.global_batch_size,
+            micro_batch=t.micro_batch_size,
+            dp_rank=dp_rank,
+            dp_size=dp_size,
+        )
+    ]
+    with torch.no_grad():
+        loss = _rank_loss(
+            run(ddp, batches, seq_length=config.model.seq_length, forward_only=True), dp_size
+        )
+    ddp.train()
+    return loss
+
+
+def _summary(
+    config: PretrainConfig, history: list[dict[str, Any]], peak: float | None, bf16: bool,
+    cuda: bool, done: int,
+) -> dict[str, Any]:  # fmt: skip
+    p, m, t = config.parallel, config.model, config.train
     timed = history[1:] or history  # the first step pays for warm-up
-    summary = {
+    mean_tflops = sum(r["tflops"] for r in timed) / len(timed) if timed else 0.0
+    return {
         "layout": f"tp{p.tensor_parallel}×pp{p.pipeline_parallel}×dp{p.data_parallel}",
         "parameters": m.num_parameters(p.tensor_parallel),
-        "steps": t.steps,
-        "tokens": t.steps * tokens_per_step,
-        "first_loss": history[0]["loss"],
-        "final_loss": history[-1]["loss"],
-        "valid_loss": valid_loss,
+        "steps": done,
+        "tokens": done * t.global_batch_size * m.seq_length,
+        "first_loss": history[0]["loss"] if history else None,
+        "final_loss": history[-1]["loss"] if history else None,
+        "valid_loss": None,
         "losses": [row["loss"] for row in history],
-        "tokens_per_s": sum(r["tokens_per_s"] for r in timed) / len(timed),
-        "tflops": sum(r["tflops"] for r in timed) / len(timed),
-        "mfu": (sum(r["tflops"] for r in timed) / len(timed) / peak) if peak else None,
+        "tokens_per_s": sum(r["tokens_per_s"] for r in timed) / len(timed) if timed else 0.0,
+        "tflops": mean_tflops,
+        "mfu": mean_tflops / peak if peak else None,
         "precision": "bf16" if bf16 else "fp32",
         "device": torch.cuda.get_device_name() if cuda else "cpu",
     }
-    if rank0:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary

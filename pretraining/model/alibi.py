@@ -10,6 +10,12 @@ sequence ``2^(-8k/n)``, ``k = 1..n``. Otherwise, with ``m`` the largest power of
 ``n``: the ``m`` slopes for ``m`` heads, then the odd terms ``k = 1, 3, 5, …`` of the sequence
 for ``2m`` heads (``2^(-8k/2m)``) until there are ``n``.
 
+Packed sequences (several instruction examples in one row) need no position reset: shifting
+all keys of an example by the row offset ``o`` adds ``slope_h × o`` to every score of a query's
+row, which softmax cancels. Only the attention must be blocked across examples: the step passes
+a block-diagonal ``attention_mask`` (``True`` = blocked, ``[b, 1, s, s]``) that is OR-ed with
+the causal mask here (``bloomkit.pretraining.step.document_mask``).
+
 Under tensor parallelism the QKV projection is split by heads in contiguous blocks, so TP rank
 ``r`` of ``t`` holds heads ``r·n/t … (r+1)·n/t − 1`` and applies exactly that slice of slopes.
 """

@@ -1,0 +1,133 @@
+"""Checkpoints: bit-exact resume (1 process and TP2×PP2), reshard, stopping, corrupt fallback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bloomkit.config import validate
+from bloomkit.pretraining.checkpoint import (
+    CheckpointConfig,
+    Checkpointer,
+    CheckpointError,
+    read_meta,
+    step_dirs,
+)
+from bloomkit.pretraining.launch import free_port
+from bloomkit.pretraining.pretrain import pretrain
+from bloomkit.pretraining.train import PretrainConfig
+from bloomkit.rundir import RunDir
+
+STEPS = 4
+
+
+def config(prefix, steps=STEPS, checkpoint=None, **parallel) -> PretrainConfig:
+    return validate(
+        PretrainConfig,
+        {
+            "model": {"preset": "tiny", "seq_length": 32},
+            "parallel": parallel,
+            "data": {"blend": {str(prefix): 1.0}, "split": "90,10,0"},
+            "optim": {"lr": 3e-3, "warmup_steps": 1},
+            "train": {"steps": steps, "micro_batch_size": 2, "global_batch_size": 4,
+                      "eval_batches": 1},
+            "checkpoint": checkpoint or {},
+        },
+    )  # fmt: skip
+
+
+def run(cfg: PretrainConfig, out) -> dict:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MASTER_PORT", str(free_port()))
+        return pretrain(cfg, RunDir(out, "test", None))
+
+
+@pytest.fixture(scope="module")
+def straight(token_prefix, tmp_path_factory):
+    """One process, 2N steps without a stop, a checkpoint every step."""
+    out = tmp_path_factory.mktemp("straight")
+    return out, run(config(token_prefix, checkpoint={"interval": 1, "keep_last": 2}), out)
+
+
+def test_one_process_stop_and_resume_is_bit_exact(straight, token_prefix, tmp_path):
+    _, reference = straight
+    stop = config(token_prefix, checkpoint={"exit_interval": STEPS // 2})
+    first = run(stop, tmp_path)
+    assert first["steps"] == STEPS // 2 and first["stopped"] == "exit interval 2"
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step-2"
+    assert not (tmp_path / "finished.json").exists()
+    second = run(stop, tmp_path)  # same run directory: resumes by itself
+    assert second["resumed_from"] == 2 and second["stopped"] is None
+    assert second["losses"] == reference["losses"]  # identical, not approximately
+    assert second["valid_loss"] == reference["valid_loss"]
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    assert json.loads((tmp_path / "finished.json").read_text())["steps"] == STEPS
+    assert run(stop, tmp_path)["losses"] == reference["losses"]  # finished: returns at once
+
+
+def test_keep_last_and_every(straight):
+    out, _ = straight
+    assert [s for s, _ in step_dirs(out / "checkpoints")] == [4, 3]
+    meta = read_meta(out / "checkpoints" / "step-4")
+    assert meta["consumed_samples"] == 16 and meta["parallel"]["tensor_parallel"] == 1
+    root = out.parent / "prune"
+    for step in range(1, 8):
+        (root / f"step-{step}").mkdir(parents=True)
+        (root / f"step-{step}" / "bloomkit.json").write_text("{}")
+    (root / "step-8").mkdir()  # incomplete, newer than latest: left alone
+    Checkpointer(CheckpointConfig(keep_last=2, keep_every=3), root).prune(7)
+    assert [s for s, _ in step_dirs(root)] == [8, 7, 6, 3]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "half-written"])
+def test_damaged_last_checkpoint_falls_back_to_the_previous(
+    straight, token_prefix, tmp_path, damage, caplog
+):
+    _, reference = straight
+    cfg = config(token_prefix, checkpoint={"interval": 1, "exit_interval": 3})
+    run(cfg, tmp_path)
+    last = tmp_path / "checkpoints" / "step-3"
+    if damage == "corrupt":
+        shard = sorted(last.glob("*.distcp"))[0]
+        data = bytearray(shard.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        shard.write_bytes(bytes(data))
+    else:  # killed while saving: no bloomkit.json yet
+        (last / "bloomkit.json").unlink()
+    with caplog.at_level("WARNING", logger="bloomkit"):
+        resumed = run(config(token_prefix, checkpoint={"interval": 1}), tmp_path)
+    assert resumed["resumed_from"] == 2
+    assert "skipping checkpoint step-3" in caplog.text
+    assert resumed["losses"] == reference["losses"]
+
+
+def test_resume_at_another_layout_reshards(straight, token_prefix, tmp_path):
+    """Stopped at 1 process, resumed at TP=2: the sharded checkpoint loads, training goes on."""
+    _, reference = straight
+    run(config(token_prefix, checkpoint={"exit_interval": 2}), tmp_path)
+    resumed = run(config(token_prefix, tensor_parallel=2), tmp_path)
+    assert resumed["resumed_from"] == 2 and resumed["layout"].startswith("tp2")
+    assert resumed["losses"][:2] == reference["losses"][:2]  # history kept from the first job
+    assert resumed["losses"][2:] == pytest.approx(reference["losses"][2:], rel=1e-4)
+
+
+def test_checkpoint_of_another_model_is_refused(token_prefix, tmp_path):
+    run(config(token_prefix, checkpoint={"exit_interval": 1}), tmp_path)
+    other = config(token_prefix).model_copy(deep=True)
+    other.model.hidden_size *= 2
+    with pytest.raises(CheckpointError, match=r"hidden_size 64 in the checkpoint, 128 here"):
+        run(other, tmp_path)
+
+
+def test_kill_switch_and_time_limit_stop_cleanly(token_prefix, tmp_path):
+    (tmp_path / "STOP").touch()
+    stopped = run(config(token_prefix), tmp_path)
+    assert stopped["steps"] == 0 and stopped["stopped"].startswith("kill switch")
+    (tmp_path / "STOP").unlink()
+    limited = run(config(token_prefix, checkpoint={"exit_duration_minutes": 1e-6}), tmp_path)
+    assert limited["steps"] == 1 and limited["stopped"].startswith("time limit")
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step-1"
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        read_meta(tmp_path / "checkpoints" / "step-9")
