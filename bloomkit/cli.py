@@ -15,6 +15,7 @@ from bloomkit.eval.cli import app as eval_app
 from bloomkit.eval.cli import leaderboard_app
 from bloomkit.finetuning.cli import app as finetune_app
 from bloomkit.pretraining.cli import app as pretrain_app
+from bloomkit.pretraining.cli import export_app, import_app
 from bloomkit.slurm.cli import app as slurm_app
 
 app = typer.Typer(
@@ -30,6 +31,8 @@ app.add_typer(finetune_app, name="finetune")
 app.add_typer(eval_app, name="eval")
 app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(slurm_app, name="slurm")
+app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
 
 
 def _print_version(value: bool) -> None:

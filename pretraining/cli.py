@@ -40,3 +40,52 @@ def run_command(
     summary = pretrain(cfg, open_run(run_dir, "pretrain run", cfg))
     rows = [{"metric": k, "value": v} for k, v in summary.items() if k != "losses"]
     summary_table(f"bloomkit pretrain — {run_dir}", rows)
+
+
+export_app = typer.Typer(help="Export a trained model (Hugging Face).", no_args_is_help=True)
+import_app = typer.Typer(help="Import a model to train or tune it (Hugging Face).",
+                         no_args_is_help=True)  # fmt: skip
+
+
+@export_app.command("hf")
+def export_hf_command(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint folder (RUN/checkpoints/step-N).")
+    ],
+    out: Annotated[Path, typer.Argument(help="The BloomForCausalLM folder to write (new).")],
+    tokenizer: Annotated[Path | None, typer.Option(help="Tokenizer folder to ship.")] = None,
+    data_card: Annotated[Path | None, typer.Option(help="Corpus data card (Markdown).")] = None,
+    eval_results: Annotated[Path | None, typer.Option(help="bloomkit eval results.json.")] = None,
+) -> None:
+    """Any TP × PP checkpoint → a Hugging Face BloomForCausalLM folder, card and LICENSE-RAIL."""
+    from bloomkit.pretraining.checkpoint import CheckpointError
+    from bloomkit.pretraining.convert import export_hf
+
+    try:
+        path = export_hf(
+            checkpoint, out, tokenizer=tokenizer, data_card=data_card, eval_results=eval_results
+        )
+    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"exported {checkpoint} → {path}")
+
+
+@import_app.command("hf")
+def import_hf_command(
+    model: Annotated[str, typer.Argument(help="A HF BLOOM folder or hub name.")],
+    out: Annotated[Path, typer.Argument(help="The checkpoint folder to write (new).")],
+    tensor_parallel: Annotated[int, typer.Option("--tp", min=1)] = 1,
+    pipeline_parallel: Annotated[int, typer.Option("--pp", min=1)] = 1,
+) -> None:
+    """A Hugging Face BloomForCausalLM → a bloomkit checkpoint at TP × PP (``checkpoint.load``)."""
+    from bloomkit.pretraining.convert import import_hf
+    from bloomkit.pretraining.parallel import ParallelConfig
+
+    layout = ParallelConfig(tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel)
+    try:
+        path = import_hf(model, out, layout)
+    except (FileExistsError, FileNotFoundError, OSError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"imported {model} → {path} (tp{tensor_parallel} × pp{pipeline_parallel})")

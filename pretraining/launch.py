@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -57,3 +58,20 @@ def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> None:
 def is_launched() -> bool:
     """True inside a torchrun (or :func:`spawn`) rank."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+@contextmanager
+def single_process_env() -> Iterator[None]:
+    """A one-rank torch.distributed environment for the block only, so that a later call in the
+    same process (say, resuming at TP=2) does not mistake itself for a launched rank."""
+    keys = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    saved = {key: os.environ.get(key) for key in keys}
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -111,23 +111,6 @@ def forward_signals(names: list[str]) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-@contextmanager
-def single_process_env() -> Iterator[None]:
-    """A one-rank torch.distributed environment for this call only, so that a later call in the
-    same process (say, resuming at TP=2) does not mistake itself for a launched rank."""
-    keys = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    saved = {key: os.environ.get(key) for key in keys}
-    os.environ.setdefault("MASTER_PORT", str(launch.free_port()))
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def finished_summary(config: PretrainConfig, out: Path) -> dict[str, Any] | None:
     """The summary of a run that already trained ``train.steps`` steps, else None."""
     marker, summary = out / "finished.json", out / "summary.json"
@@ -154,7 +137,7 @@ def pretrain(config: PretrainConfig, run: RunDir) -> dict[str, Any]:
         if world == 1:
             from bloomkit.pretraining.parallel import destroy_parallel
 
-            with single_process_env():
+            with launch.single_process_env():
                 summary = train_rank(config, out)
                 destroy_parallel(process_group=True)
         else:
