@@ -1,0 +1,119 @@
+"""What each stage runs under Slurm: its bloomkit command line and how it is launched.
+
+Three launch kinds:
+
+``torchrun``  one ``srun`` task per node, each a ``torchrun`` starting ``processes_per_node``
+              ranks, with the c10d rendezvous on the allocation's first node (pretrain,
+              finetune, the probe).
+``array``     a job array, one task per index (the array probe); the task sees
+              ``BLOOMKIT_TASK_ID`` (0-based) and ``BLOOMKIT_NUM_TASKS``.
+``single``    one process on one node (tokenization, evaluation).
+
+When is a run done? A job marks it done (``RUN/slurm/done/run``, or ``done/task-N`` for an
+array task) when the stage command exits 0, no USR1 reached the job, and, for a stage with a
+``finished_file``, the stage wrote that file: pretraining exits 0 after saving when it stops
+early (signal, ``checkpoint.exit_duration_minutes``, ``checkpoint.exit_interval``) and writes
+``RUN/finished.json`` after its last step. Only stages that resume where they stopped can be
+chained (``--chain K``): pretraining, and the stateless probe.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+Launch = Literal["torchrun", "array", "single"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stage:
+    """One submittable stage."""
+
+    name: str
+    argv: tuple[str, ...]
+    """Command line; ``{config}`` and ``{run_dir}`` are filled in."""
+    launch: Launch
+    help: str
+    config_model: str | None = None
+    """``module:Class`` of the stage's config, to validate CONFIG before submitting; ``None``
+    for the stages that take no config."""
+    resumes: bool = False
+    """Started again on the same run directory, it goes on where it stopped (or has no state
+    to lose): only such stages can be chained."""
+    finished_file: str | None = None
+    """File (in the run directory) the stage writes once the whole run is done."""
+
+    @property
+    def needs_config(self) -> bool:
+        return self.config_model is not None
+
+    def model(self) -> type[BaseModel]:
+        """The stage's config model (imported only when a config is checked)."""
+        assert self.config_model is not None, f"stage {self.name} takes no config"
+        module, _, name = self.config_model.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_RUN = ("--run-dir", "{run_dir}")
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage(
+            name="pretrain",
+            argv=("bloomkit", "pretrain", "run", "{config}", *_RUN),
+            launch="torchrun",
+            help="BLOOM pretraining, one torchrun per node, resumable",
+            config_model="bloomkit.pretraining.train:PretrainConfig",
+            resumes=True,
+            finished_file="finished.json",
+        ),
+        Stage(
+            name="finetune",
+            argv=("bloomkit", "finetune", "sft", "{config}", *_RUN),
+            launch="torchrun",
+            help="supervised finetuning, one torchrun per node",
+            config_model="bloomkit.finetuning.sft:SFTConfig",
+        ),
+        Stage(
+            name="tokenize",
+            argv=("bloomkit", "data", "tokenize", "{config}", *_RUN),
+            launch="single",
+            help="corpus shards to megatron-core .bin/.idx, one job",
+            config_model="bloomkit.data_tooling.indexed:TokenizeConfig",
+        ),
+        Stage(
+            name="eval",
+            argv=("bloomkit", "eval", "run", "--config", "{config}", *_RUN),
+            launch="single",
+            help="evaluation suite, one job",
+            config_model="bloomkit.eval.runner:EvalConfig",
+        ),
+        Stage(
+            name="probe",
+            argv=("python", "-m", "bloomkit.slurm.probe", *_RUN),
+            launch="torchrun",
+            help="cluster smoke test: all-reduce over every rank of every node",
+            resumes=True,
+        ),
+        Stage(
+            name="probe-array",
+            argv=("python", "-m", "bloomkit.slurm.probe", *_RUN),
+            launch="array",
+            help="cluster smoke test: one probe per array task",
+        ),
+    )
+}
+
+
+def get_stage(name: str) -> Stage:
+    """The stage called ``name``; unknown names get near matches and the full list."""
+    try:
+        return STAGES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, STAGES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown stage {name!r}: {hint}known: {', '.join(STAGES)}") from None
