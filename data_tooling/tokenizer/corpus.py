@@ -1,0 +1,143 @@
+"""Corpus shards as the pipeline writes them, and language-balanced (alpha) sampling.
+
+A shard is ``*.jsonl``, ``*.jsonl.gz`` or ``*.jsonl.zst``: one JSON object per line with at
+least ``text`` and ``language`` (a BLOOM code such as ``en``/``zhs``, or ``python`` for code).
+A line that is not such an object stops the run with the file and line named.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+SHARD_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
+
+
+class CorpusError(ValueError):
+    """Unusable corpus input; the message names the file (and line)."""
+
+
+def find_shards(inputs: Iterable[Path | str]) -> list[Path]:
+    """Every shard file named in ``inputs`` or found under the folders in it, sorted per input."""
+    shards: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and is_shard(p))
+            if not found:
+                raise CorpusError(f"{item}: no {'/'.join(SHARD_SUFFIXES)} shards in this folder")
+            shards.extend(found)
+        elif item.is_file():
+            if not is_shard(item):
+                raise CorpusError(f"{item}: not a corpus shard ({', '.join(SHARD_SUFFIXES)})")
+            shards.append(item)
+        else:
+            raise CorpusError(f"{item}: corpus input not found")
+    if not shards:
+        raise CorpusError("no corpus inputs given")
+    return shards
+
+
+def is_shard(path: Path) -> bool:
+    return path.name.endswith(SHARD_SUFFIXES)
+
+
+def open_shard(path: Path) -> IO[bytes]:
+    """A binary stream of the shard's decompressed bytes."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.name.endswith(".zst"):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    return open(path, "rb")
+
+
+def shard_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) for every non-empty line of a shard."""
+    with open_shard(path) as raw:
+        for number, line in enumerate(io.BufferedReader(raw), start=1):  # type: ignore[arg-type]
+            if line.strip():
+                yield number, line
+
+
+def parse_record(line: bytes, where: str) -> dict[str, Any]:
+    """One corpus record, checked: an object with a string ``text`` and ``language``."""
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorpusError(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(record, dict):
+        raise CorpusError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    for key in ("text", "language"):
+        if not isinstance(record.get(key), str) or not record[key]:
+            raise CorpusError(f"{where}: missing or empty {key!r} (a non-empty string)")
+    return record
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every record of a shard, checked (see :func:`parse_record`)."""
+    for number, line in shard_lines(path):
+        yield parse_record(line, f"{path}:{number}")
+
+
+def texts_by_language(shards: Iterable[Path]) -> dict[str, list[str]]:
+    """All texts of the shards grouped by language (in reading order)."""
+    grouped: dict[str, list[str]] = {}
+    for shard in shards:
+        for record in read_records(shard):
+            grouped.setdefault(record["language"], []).append(record["text"])
+    return grouped
+
+
+def alpha_weights(sizes: dict[str, float], alpha: float) -> dict[str, float]:
+    """Sampling probabilities ``p_l ∝ n_l^alpha`` (alpha=1: natural shares, 0: uniform)."""
+    sizes = {key: float(n) for key, n in sizes.items() if n > 0}
+    if not sizes:
+        raise CorpusError("no data to weight: every language/source is empty")
+    powered = {key: n**alpha for key, n in sizes.items()}
+    total = sum(powered.values())
+    return {key: value / total for key, value in sorted(powered.items())}
+
+
+def balanced_sample(
+    grouped: dict[str, list[str]], alpha: float, budget_bytes: int | None, seed: int
+) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """Texts drawn so that language ``l`` gets ``p_l`` of the byte budget (alpha sampling).
+
+    Shares are measured in UTF-8 bytes. A language whose quota exceeds its data is repeated
+    (upsampled), whole documents first, then a prefix of a shuffled pass. Returns the texts
+    (shuffled) and per-language statistics.
+    """
+    sizes = {lang: sum(len(t.encode("utf-8")) for t in texts) for lang, texts in grouped.items()}
+    total = sum(sizes.values())
+    probs = alpha_weights(sizes, alpha)
+    budget = total if budget_bytes is None else budget_bytes
+    rng = random.Random(seed)
+    sample: list[str] = []
+    stats: dict[str, dict[str, float]] = {}
+    for lang, prob in probs.items():
+        quota = prob * budget
+        texts = grouped[lang]
+        order = list(range(len(texts)))
+        rng.shuffle(order)
+        taken = 0
+        while taken < quota:
+            for index in order:
+                sample.append(texts[index])
+                taken += len(texts[index].encode("utf-8"))
+                if taken >= quota:
+                    break
+        stats[lang] = {
+            "bytes": sizes[lang],
+            "share": sizes[lang] / total,
+            "probability": prob,
+            "sampled_bytes": taken,
+            "repeat": taken / sizes[lang],
+        }
+    rng.shuffle(sample)
+    return sample, stats
