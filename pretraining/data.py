@@ -18,6 +18,7 @@ attention across the examples packed into one row.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,9 @@ class DataConfig(Section):
 
     blend: dict[str, float] = {}
     """``{path prefix of .bin/.idx: weight}``; weights are normalised by megatron-core."""
+    blend_file: Path | None = None
+    """Instead of ``blend``: a JSON file of that mapping, as ``bloomkit data tokenize`` writes
+    (``RUN/blend.json``: one prefix per language, weights from its ``alpha``)."""
     byte_corpus: Path | None = None
     """Instead of ``blend``: tokenize the text files under this folder as UTF-8 bytes (vocab 256,
     end-of-document 0) into ``RUN/data/bytes.{bin,idx}`` — for demos before a tokenizer exists."""
@@ -53,20 +57,38 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        if bool(self.blend) + (self.byte_corpus is not None) + (self.sft is not None) != 1:
+        given = [self.blend_file, self.byte_corpus, self.sft]
+        if bool(self.blend) + sum(x is not None for x in given) != 1:
             raise ValueError(
-                "give exactly one of data.blend (.bin/.idx prefixes), data.byte_corpus or "
-                "data.sft"
+                "give exactly one of data.blend (.bin/.idx prefixes), data.blend_file, "
+                "data.byte_corpus or data.sft"
             )
         if any(w <= 0 for w in self.blend.values()):
             raise ValueError("every blend weight must be > 0")
         return self
 
+    def resolved_blend(self) -> dict[str, float]:
+        """``blend``, or the mapping read from ``blend_file``."""
+        if self.blend_file is None:
+            return self.blend
+        if not self.blend_file.is_file():
+            raise FileNotFoundError(f"data.blend_file: {self.blend_file} does not exist")
+        try:
+            blend = json.loads(self.blend_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{self.blend_file}:{err.lineno}: not JSON ({err.msg})") from None
+        if not isinstance(blend, dict) or not blend:
+            raise ValueError(f"{self.blend_file}: expected a non-empty {{prefix: weight}} object")
+        bad = [k for k, w in blend.items() if not isinstance(w, int | float) or w <= 0]
+        if bad:
+            raise ValueError(f"{self.blend_file}: {bad[0]}: expected a weight > 0")
+        return {str(k): float(w) for k, w in blend.items()}
+
     def check_files(self) -> None:
         """Refuse a blend whose ``.bin``/``.idx`` files are missing, naming them."""
         missing = [
             f"{prefix}{ext}"
-            for prefix in self.blend
+            for prefix in self.resolved_blend()
             for ext in (".bin", ".idx")
             if not Path(f"{prefix}{ext}").is_file()
         ]
@@ -174,7 +196,7 @@ def build_datasets(
             else None
         )
         return PackedDataset(data.sft / "train", seq_length, data.seed), valid
-    blend = data.blend
+    blend = data.resolved_blend()
     if data.byte_corpus is not None:
         blend = {str(data_dir / "bytes"): 1.0}
     prefixes = list(blend)

@@ -1,0 +1,32 @@
+"""The data section: one source of tokens, blend files as `bloomkit data tokenize` writes them."""
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from bloomkit.pretraining.data import DataConfig
+
+
+def test_blend_file_is_read_and_checked(token_prefix, tmp_path):
+    blend = tmp_path / "blend.json"
+    blend.write_text(json.dumps({str(token_prefix): 0.7}))
+    data = DataConfig(blend_file=blend)
+    assert data.resolved_blend() == {str(token_prefix): 0.7}
+    data.check_files()
+    blend.write_text(json.dumps({str(tmp_path / "gone"): 1.0}))
+    with pytest.raises(FileNotFoundError, match=r"gone\.bin"):
+        data.check_files()
+    blend.write_text(json.dumps({str(token_prefix): 0}))
+    with pytest.raises(ValueError, match="expected a weight > 0"):
+        data.resolved_blend()
+    blend.write_text("{not json")
+    with pytest.raises(ValueError, match=r"blend\.json:1: not JSON"):
+        data.resolved_blend()
+
+
+def test_exactly_one_source(token_prefix, tmp_path):
+    with pytest.raises(ValidationError, match="exactly one of"):
+        DataConfig(blend={str(token_prefix): 1.0}, blend_file=tmp_path / "blend.json")
+    with pytest.raises(ValidationError, match="exactly one of"):
+        DataConfig()
