@@ -135,3 +135,46 @@ def report(
     print_table(record, f"{results}")
     png = heatmap(record, out or results.with_name("heatmap.png"))
     console.print(f"heatmap: {png}", highlight=False)
+
+
+@leaderboard_app.command("build")
+def leaderboard_build(
+    results_dir: Annotated[Path, typer.Argument(help="Folder of results.json files (searched).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Site folder (replaced atomically).")],
+    skip_invalid: Annotated[
+        bool, typer.Option(help="List refused files on the page instead of failing.")
+    ] = False,
+) -> None:
+    """Verify every results file and write the static site (index.html opens from file://)."""
+    from bloomkit.eval.leaderboard.build import LeaderboardError, build_site
+
+    try:
+        data = build_site(results_dir, out, skip_invalid=skip_invalid)
+    except LeaderboardError as err:
+        raise _fail(str(err), code=1) from None
+    for rejected in data["rejected"]:
+        console.print(
+            f"[yellow]rejected[/] {rejected['file']}: {rejected['reason']}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    console.print(f"{len(data['models'])} model(s) → {out / 'index.html'}", highlight=False)
+
+
+@leaderboard_app.command("preview")
+def leaderboard_preview(
+    site: Annotated[Path, typer.Argument(help="A built site folder.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8000,
+) -> None:
+    """Serve the site on http://127.0.0.1:PORT/ until Ctrl-C."""
+    from bloomkit.eval.leaderboard.serve import make_server
+
+    try:
+        server = make_server(site, port)
+    except (FileNotFoundError, OSError) as err:
+        raise _fail(str(err)) from None
+    console.print(f"serving {site} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
+    with server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            console.print("stopped")

@@ -1,0 +1,238 @@
+"""The leaderboard site: build rules (ranking, refusals, missing languages) and a real browser.
+
+Records are written through the real schema (:class:`EvalResults`, sealed by ``save``) rather
+than by running the eval suite, which takes minutes on CPU; the browser test drives the
+system's Chromium headless shell with Playwright against the site served on localhost.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from bloomkit.cli import app
+from bloomkit.eval.leaderboard.build import LeaderboardError, build_site, collect, to_csv
+from bloomkit.eval.leaderboard.serve import make_server
+from bloomkit.eval.results import (
+    EvalResults,
+    GroupResult,
+    Missing,
+    ModelInfo,
+    Provenance,
+    Score,
+    TaskResult,
+    save,
+)
+
+XSS_NAME = '<img src=x onerror="window.__xss=1">"quoted"'
+
+
+def record(model: str, acc: dict[str, float], bpb: dict[str, float] | None = None) -> EvalResults:
+    """A results record as ``run_eval`` writes it: sib200 accuracy (and FLORES bits per byte)."""
+    tasks: dict[str, TaskResult] = {}
+    for bench, metric, values in (("sib200", "acc", acc), ("flores_bpb", "bits_per_byte", bpb)):
+        for lang, value in (values or {}).items():
+            name = f"{bench}_{lang}"
+            tasks[name] = TaskResult(
+                task=name, benchmark=bench, lang=lang, version="1.0", num_fewshot=0,
+                n_samples=20, config_sha256="0" * 64,
+                metrics={metric: Score(value=value, stderr=0.01, stderr_source="lm-eval")},
+            )  # fmt: skip
+    group = GroupResult(
+        group="sib200", metrics={"acc": Score(value=float(np.mean(list(acc.values()))))},
+        tasks=[t for t in tasks if t.startswith("sib200")], partial=len(acc) < 46,
+    )  # fmt: skip
+    provenance = Provenance(
+        bloomkit_version="0.1.0", lm_eval_version="0.4.13", packages={},
+        model=ModelInfo(path=f"/models/{model}", model_files={"model.safetensors": "a" * 64},
+                        tokenizer_files={"tokenizer.json": "b" * 64}),
+        task_configs={t: "c" * 64 for t in tasks}, data_dir=None, data_files={}, split="dev",
+        limit=20, num_fewshot=None, seeds={"random": 0}, batch_size=1, device="cpu",
+        hardware={}, started="2026-01-01T00:00:00+00:00", seconds=1.0,
+        reproduce=f"lm_eval run --model hf --model_args pretrained=/models/{model}",
+    )  # fmt: skip
+    missing = (
+        [Missing(task="sib200_yo", lang="yo", reason="no data file")] if "yo" not in acc else []
+    )
+    return EvalResults(suite="bloom46", tasks=tasks, groups={"sib200": group}, missing=missing,
+                       provenance=provenance)  # fmt: skip
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    """Three models: strong (en, hi, zhs, ar, yo), mid (all five), weak (en, hi only)."""
+    folder = tmp_path / "results"
+    five = ("en", "hi", "zhs", "ar", "yo")
+    save(record("strong", dict.fromkeys(five, 0.8), {"en": 1.2, "hi": 1.4}),
+         folder / "strong" / "results.json")  # fmt: skip
+    save(record("mid", dict.fromkeys(five, 0.6), {"en": 0.9, "hi": 1.0}),
+         folder / "mid" / "results.json")  # fmt: skip
+    save(record(XSS_NAME, {"en": 0.3, "hi": 0.5}), folder / "weak" / "results.json")
+    return folder
+
+
+def test_models_ranked_by_mean_and_per_metric_direction(results_dir, tmp_path):
+    data = build_site(results_dir, tmp_path / "site")
+    assert [b["name"] for b in data["benchmarks"]] == ["sib200", "flores_bpb"]
+    assert [m["name"] for m in data["models"]] == ["strong", "mid", XSS_NAME]
+    bpb = data["benchmarks"][1]
+    assert bpb["metric"] == "bits_per_byte" and not bpb["higher_is_better"]
+    for model in data["models"]:
+        copy = tmp_path / "site" / model["file"]
+        assert json.loads(copy.read_text())["content_sha256"] == model["content_sha256"]
+    assert {p.name for p in (tmp_path / "site").iterdir()} == {
+        "index.html", "data.json", "leaderboard.csv", "style.css", "app.js", "results",
+    }  # fmt: skip
+
+
+def test_missing_languages_are_missing_not_zero(results_dir, tmp_path):
+    data = build_site(results_dir, tmp_path / "site")
+    weak = data["models"][-1]
+    assert len(weak["scores"]["sib200"]) == 46
+    assert weak["scores"]["sib200"]["fr"] is None and weak["scores"]["sib200"]["yo"] is None
+    assert weak["mean"]["sib200"] == pytest.approx(0.4) and weak["coverage"]["sib200"] == 2
+    assert weak["mean"]["flores_bpb"] is None
+    assert {"task": "sib200_yo", "lang": "yo", "reason": "no data file"} in weak["missing"]
+    lines = to_csv(data).splitlines()
+    assert any(line.endswith(",sib200,acc,fr,") for line in lines)
+
+
+def test_tampered_file_refused_by_name(results_dir, tmp_path):
+    tampered = results_dir / "mid" / "results.json"
+    data = json.loads(tampered.read_text())
+    data["tasks"]["sib200_en"]["metrics"]["acc"]["value"] = 0.99
+    tampered.write_text(json.dumps(data))
+    (results_dir / "notes.json").write_text("{not json")
+    with pytest.raises(LeaderboardError) as err:
+        build_site(results_dir, tmp_path / "site")
+    message = str(err.value)
+    assert f"{tampered}: content hash mismatch" in message
+    assert f"{results_dir / 'notes.json'}:1: not JSON" in message
+    assert not (tmp_path / "site").exists()
+
+    result = CliRunner().invoke(
+        app, ["leaderboard", "build", str(results_dir), "--out", str(tmp_path / "site")]
+    )
+    assert result.exit_code == 1 and "content hash mismatch" in result.output
+
+    data = build_site(results_dir, tmp_path / "site", skip_invalid=True)
+    assert [m["name"] for m in data["models"]] == ["strong", XSS_NAME]
+    assert {r["file"] for r in data["rejected"]} == {str(tampered), str(results_dir / "notes.json")}
+
+
+def test_duplicates_and_foreign_output_folder_refused(results_dir, tmp_path):
+    shutil.copy(results_dir / "mid" / "results.json", results_dir / "copy.json")
+    assert "duplicate of" in collect(results_dir).rejected[0][1]
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    (results_dir / "copy.json").unlink()
+    with pytest.raises(LeaderboardError, match="not a leaderboard site"):
+        build_site(results_dir, foreign)
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+# --------------------------------------------------------------------------- browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]  # fmt: skip
+
+
+def chromium_path() -> str:
+    for candidate in ("chromium-headless-shell", "chromium"):
+        if found := shutil.which(candidate):
+            return found
+    pytest.fail("no system Chromium: run `make system-deps` (scripts/install-system-deps.sh)")
+
+
+@pytest.fixture
+def site_url(results_dir, tmp_path) -> Iterator[str]:
+    site = tmp_path / "site"
+    build_site(results_dir, site)
+    server = make_server(site, 0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_site_in_real_browser(site_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 700})
+        errors: list[str] = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(site_url)
+
+        def names() -> list[str]:
+            return page.locator("#ranking tbody td.name").all_inner_texts()
+
+        assert names() == ["strong", "mid", XSS_NAME]  # the markup shows as text
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("#ranking thead th[data-key]").count() == 4 + 46
+        weak_fr = page.locator('tr[data-model] >> nth=2 >> td[data-lang="fr"]')
+        assert weak_fr.inner_text() == "—" and "missing" in weak_fr.get_attribute("class")
+
+        page.click('th[data-key="name"]')
+        assert names() == sorted(["strong", "mid", XSS_NAME])
+        page.click('th[data-key="mean"]')
+        page.click('th[data-key="mean"]')
+        assert names() == [XSS_NAME, "mid", "strong"]  # worst first after the second click
+
+        page.select_option("#langs", "lang:hi")
+        assert page.locator("#ranking thead th[data-key='hi']").count() == 1
+        assert page.locator("#ranking thead th[data-key]").count() == 4 + 1
+        page.select_option("#langs", "family:Niger-Congo")
+        assert page.locator("#ranking thead th[data-key]").count() == 4 + 22
+        means = page.locator("#ranking tbody td.mean").all_inner_texts()
+        assert means == ["0.6000", "0.8000", "—"]  # still ascending; unscored stays last
+
+        page.select_option("#benchmark", "flores_bpb")
+        page.select_option("#langs", "all")
+        assert names() == ["mid", "strong", XSS_NAME]  # lower bits per byte first, unscored last
+
+        page.select_option("#benchmark", "sib200")
+        boxes = {}
+        for code in ("hi", "zhs", "ar"):
+            native = page.locator(f'th[data-key="{code}"] .native')
+            box = native.bounding_box()
+            assert box is not None and box["width"] > 10 and box["height"] > 5, code
+            shot = tmp_path / f"native-{code}.png"
+            native.screenshot(path=str(shot))
+            pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+            assert pixels.std() > 10, f"{code}: blank text"
+            boxes[code] = native.inner_text()
+        assert boxes == {"hi": "हिन्दी", "zhs": "简体中文", "ar": "العربية"}
+        page.evaluate("document.querySelector('.scroll').scrollLeft = 0")
+        page.screenshot(path=str(tmp_path / "leaderboard.png"))
+
+        page.click("text=strong")
+        assert page.locator("#detail").is_visible() and not page.locator("#board").is_visible()
+        assert "pretrained=/models/strong" in page.locator("#detail pre.reproduce").inner_text()
+        page.click("#detail a[href^='results/']")
+        assert json.loads(page.locator("body").inner_text())["suite"] == "bloom46"
+        page.go_back()
+        page.click("text=← back to the ranking")
+        assert page.locator("#board").is_visible()
+
+        file_page = browser.new_page()
+        file_page.goto((tmp_path / "site" / "index.html").as_uri())
+        assert file_page.locator("#ranking tbody tr").count() == 3
+        browser.close()
+    assert errors == []
