@@ -1,8 +1,40 @@
 """`bloomkit finetune …`: instruction tuning and the cheap-tuning recipes."""
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from bloomkit.commands import RunDirOption, SetOption, config_or_exit, open_run
+from bloomkit.console import summary_table
 
 app = typer.Typer(
     help="Instruction tuning (Alpaca, Dolly, xP3), LoRA, self-instruct, selection, distillation.",
     no_args_is_help=True,
 )
+
+
+@app.command("sft")
+def sft_command(
+    config: Annotated[
+        Path, typer.Argument(help="SFT config (YAML), e.g. configs/finetune/sft-demo.yaml.")
+    ],
+    run_dir: RunDirOption = Path("runs/sft"),
+    overrides: SetOption = None,
+) -> None:
+    """Full instruction tuning on the pretraining trainer (any TP × PP × DP), from a HF model or
+    a bloomkit checkpoint; exports the tuned model as a HF folder."""
+    from bloomkit.finetuning.sft import SFTConfig, finetune_sft
+
+    cfg = config_or_exit(SFTConfig, config, overrides)
+    try:
+        summary = finetune_sft(cfg, open_run(run_dir, "finetune sft", cfg))
+    except (FileNotFoundError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    skip = ("losses", "data", "generation")
+    rows = [{"metric": k, "value": v} for k, v in summary.items() if k not in skip]
+    summary_table(f"bloomkit finetune sft — {run_dir}", rows)
+    if "generation" in summary:
+        sample = summary["generation"]
+        typer.echo(f"sample generation:\n{sample['prompt']}{sample['response']}")
