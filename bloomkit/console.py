@@ -6,6 +6,7 @@ and hides progress bars; the log file in the run directory always gets everythin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,7 +36,9 @@ def setup_logging(quiet: bool = False) -> None:
 
     Warnings of the libraries (megatron-core's "Apex is not installed", …) go to the log
     file; on the console only when not quiet. Quiet also silences them in the processes
-    bloomkit starts (``PYTHONWARNINGS``), which emit them at import time.
+    bloomkit starts (``PYTHONWARNINGS``), which emit them at import time, and turns off the
+    libraries' own tqdm bars (transformers, datasets, lm-eval) through their environment
+    switches.
     """
     for handler in list(log.handlers):
         if isinstance(handler, RichHandler):
@@ -53,6 +56,9 @@ def setup_logging(quiet: bool = False) -> None:
             libraries.removeHandler(old)
     if quiet:
         os.environ["PYTHONWARNINGS"] = "ignore"
+        os.environ["TQDM_DISABLE"] = "1"
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         libraries.addHandler(logging.NullHandler())  # not Python's last-resort stderr
     else:
         library_console = RichHandler(console=console, show_path=False, rich_tracebacks=False)
@@ -78,6 +84,17 @@ def log_to_file(path: Path) -> None:
 
 def is_quiet() -> bool:
     return bool(getattr(log, "quiet", False))
+
+
+@contextlib.contextmanager
+def library_bars() -> Iterator[None]:
+    """Around library calls that draw their own tqdm bars on stderr whatever the environment
+    says (lm-eval): when quiet, those bars go nowhere."""
+    if not is_quiet():
+        yield
+        return
+    with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stderr(sink):
+        yield
 
 
 def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

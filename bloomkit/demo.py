@@ -9,6 +9,7 @@ test runs this same function with fewer steps (``tests/bloomkit/test_demo.py``),
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,14 @@ from typing import Any
 
 from bloomkit.config import Section, load_config
 from bloomkit.console import log, summary_table
+from bloomkit.data_tooling.indexed import TokenizeConfig, tokenize_corpus
+from bloomkit.data_tooling.pipeline.config import DataRunConfig
+from bloomkit.data_tooling.pipeline.run import run_corpus
 from bloomkit.data_tooling.sample import sample_dir, write_raw_corpus
+from bloomkit.data_tooling.tokenizer.train import EOD_ID, TokenizerTrainConfig, train_tokenizer
+from bloomkit.eval.leaderboard.build import build_site
+from bloomkit.eval.runner import EvalConfig, run_eval
+from bloomkit.pretraining.convert import export_hf
 from bloomkit.pretraining.pretrain import pretrain
 from bloomkit.pretraining.train import PretrainConfig
 from bloomkit.rundir import RunDir
@@ -34,7 +42,11 @@ class DemoConfig(Section):
 
     sample: Path | None = None
     """The sample folder (default: the one shipped inside the package)."""
+    data: StageConfig = StageConfig(config=Path("configs/data/demo.yaml"))
+    tokenizer: StageConfig = StageConfig(config=Path("configs/data/tokenizer-demo.yaml"))
+    tokenize: StageConfig = StageConfig(config=Path("configs/data/tokenize-demo.yaml"))
     pretrain: StageConfig = StageConfig(config=Path("configs/pretrain/demo.yaml"))
+    eval: StageConfig = StageConfig(config=Path("configs/eval/demo.yaml"))
 
 
 Stage = tuple[str, Callable[[], dict[str, Any]], list[Path], dict[str, Any]]
@@ -45,32 +57,78 @@ def stage_config(model: type[Section], stage: StageConfig, wiring: list[str]) ->
     return load_config(model, stage.config, [*wiring, *stage.set])
 
 
+def _export(checkpoint: str, out: Path, tokenizer: Path, data_card: Path) -> dict[str, Any]:
+    """The trained model as a Hugging Face folder (replacing the one of an earlier run)."""
+    shutil.rmtree(out, ignore_errors=True)
+    export_hf(Path(checkpoint), out, tokenizer=tokenizer, data_card=data_card)
+    return {"model": str(out), "checkpoint": checkpoint}
+
+
+def _leaderboard(results: Path, folder: Path, site: Path) -> dict[str, Any]:
+    """The leaderboard site from the results store (here: the demo model's one record)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(results, folder / "demo-model.json")
+    data = build_site(folder, site)
+    return {"site": str(site / "index.html"), "models": len(data["models"])}
+
+
 def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
-    """Run every stage, print the summary table, return its rows."""
+    """Run every stage, print the summary table, return its rows.
+
+    sample → corpus pipeline → tokenizer → .bin/.idx per language → BLOOM pretraining (TP=2)
+    → Hugging Face export → 46-language evaluation → leaderboard site. Every config is
+    validated before the first stage starts.
+    """
     sample = config.sample or sample_dir()
-    pretrain_config = stage_config(
-        PretrainConfig, config.pretrain, [f"data.byte_corpus={sample / 'sib200'}"]
+    raw, corpus = run / "raw", run / "data" / "corpus"
+    tokenizer_dir = run / "tokenizer" / "tokenizer"
+    hf_model = run / "hf-model"
+    data = stage_config(
+        DataRunConfig, config.data,
+        [f"input_root={raw}", f"catalogue={sample / 'catalogue.yaml'}"],
+    )  # fmt: skip
+    tok = stage_config(TokenizerTrainConfig, config.tokenizer, [f"inputs=[{corpus}]"])
+    tokenize = stage_config(
+        TokenizeConfig, config.tokenize, [f"inputs=[{corpus}]", f"tokenizer={tokenizer_dir}"]
     )
+    train = stage_config(
+        PretrainConfig, config.pretrain,
+        ["data.byte_corpus=null", f"data.blend_file={run / 'tokenize' / 'blend.json'}",
+         f"model.vocab_size={tok.vocab_size}", f"data.eod_id={EOD_ID}"],
+    )  # fmt: skip
+    evaluate = stage_config(
+        EvalConfig, config.eval, [f"model={hf_model}", f"data_dir={sample / 'sib200'}"]
+    )
+    summaries: dict[str, dict[str, Any]] = {}
     stages: list[Stage] = [
-        ("sample", lambda: write_raw_corpus(sample, run / "raw"), [sample], {}),
-        (
-            "pretrain",
-            lambda: pretrain(
-                pretrain_config, RunDir(run / "pretrain", "pretrain", pretrain_config)
-            ),
-            [sample],
-            pretrain_config.model_dump(mode="json"),
-        ),
-    ]
+        ("sample", lambda: write_raw_corpus(sample, raw), [sample], {}),
+        ("data", lambda: run_corpus(data, RunDir(run / "data", "data run", data)), [raw],
+         data.model_dump(mode="json")),
+        ("tokenizer", lambda: train_tokenizer(tok, RunDir(run / "tokenizer", "tokenizer", tok)),
+         [corpus], tok.model_dump(mode="json")),
+        ("tokenize", lambda: tokenize_corpus(
+            tokenize, RunDir(run / "tokenize", "tokenize", tokenize)),
+         [corpus, tokenizer_dir], tokenize.model_dump(mode="json")),
+        ("pretrain", lambda: pretrain(train, RunDir(run / "pretrain", "pretrain", train)),
+         [run / "tokenize" / "datasets"], train.model_dump(mode="json")),
+        ("export", lambda: _export(summaries["pretrain"]["checkpoint"], hf_model, tokenizer_dir,
+                                   run / "data" / "report" / "data_card.md"),
+         [run / "pretrain" / "checkpoints"], {}),
+        ("eval", lambda: run_eval(evaluate, RunDir(run / "eval", "eval", evaluate)), [hf_model],
+         evaluate.model_dump(mode="json")),
+        ("leaderboard", lambda: _leaderboard(run / "eval" / "results.json", run / "results",
+                                             run / "leaderboard"),
+         [run / "eval" / "results.json"], {}),
+    ]  # fmt: skip
     rows = []
     for name, fn, inputs, params in stages:
         log.info("demo stage: %s", name)
         start = time.perf_counter()
-        summary = run.run_step(name, fn, inputs=inputs, params=params)
+        summaries[name] = run.run_step(name, fn, inputs=inputs, params=params)
         rows.append(
             {
                 "stage": name,
-                "result": headline(summary),
+                "result": headline(summaries[name]),
                 "seconds": round(time.perf_counter() - start, 1),
             }
         )

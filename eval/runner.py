@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from bloomkit.config import Section
-from bloomkit.console import log, summary_table
+from bloomkit.console import library_bars, log, summary_table
 from bloomkit.eval import record
 from bloomkit.eval.report import print_table
 from bloomkit.eval.results import EvalResults, Missing, Provenance, load, save
@@ -271,7 +271,8 @@ def run_eval(config: EvalConfig, run: RunDir) -> dict[str, Any]:
     print the group table; return the summary: groups' metrics, counts, the results path."""
 
     def step() -> dict[str, Any]:
-        results = evaluate(config)
+        with library_bars():
+            results = evaluate(config)
         path = save(results, run / "results.json")
         summary: dict[str, Any] = {
             "results": str(path),

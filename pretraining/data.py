@@ -173,6 +173,26 @@ class PackedDataset:
         return sample
 
 
+def check_splits(prefixes: list[str], split: str, samples: dict[str, int]) -> None:
+    """Refuse a dataset whose share of a needed split holds no document: megatron-core would
+    loop forever looking for tokens in it (seen with an 8-document language at ``98,2,0``)."""
+    from megatron.core.datasets.blended_megatron_dataset_config import parse_and_normalize_split
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    shares = parse_and_normalize_split(split)
+    bounds = [sum(shares[:i]) for i in range(len(shares) + 1)]
+    for prefix in prefixes:
+        documents = IndexedDataset(prefix).document_indices.shape[0] - 1
+        for i, (name, wanted) in enumerate(samples.items()):
+            count = round(bounds[i + 1] * documents) - round(bounds[i] * documents)
+            if wanted > 0 and count <= 0:
+                raise ValueError(
+                    f"data: {prefix}: {documents} documents leave its {name} share of "
+                    f"data.split {split!r} empty; give that split a larger share, add documents, "
+                    "or leave this dataset out of the blend"
+                )
+
+
 def build_datasets(
     data: DataConfig,
     *,
@@ -200,6 +220,7 @@ def build_datasets(
     if data.byte_corpus is not None:
         blend = {str(data_dir / "bytes"): 1.0}
     prefixes = list(blend)
+    check_splits(prefixes, data.split, {"train": train_samples, "validation": valid_samples})
     config = GPTDatasetConfig(
         random_seed=data.seed,
         sequence_length=seq_length,

@@ -8,7 +8,8 @@ from pathlib import Path
 BLOOMKIT = str(Path(sys.executable).with_name("bloomkit"))
 
 
-FEWER_STEPS = ["--set", "pretrain.set=[train.steps=30, train.log_interval=10]"]
+FEWER_STEPS = ["--set", "pretrain.set=[train.steps=30, train.log_interval=10]",
+               "--set", "eval.set=[limit=2]"]  # fmt: skip
 
 
 def run_demo(repo_root: Path, run_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -23,16 +24,33 @@ def test_demo_runs_every_stage_and_resumes(repo_root, tmp_path):
     run_dir = tmp_path / "demo"
     result = run_demo(repo_root, run_dir)
     assert result.returncode == 0, result.stderr
-    assert "bloomkit demo" in result.stdout and "sample" in result.stdout
+    assert "bloomkit demo" in result.stdout and "leaderboard" in result.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert all(step["status"] == "done" for step in manifest["steps"].values())
+    steps = manifest["steps"]
+    assert list(steps) == [
+        "sample", "data", "tokenizer", "tokenize", "pretrain", "export", "eval", "leaderboard"
+    ]
+    assert all(step["status"] == "done" for step in steps.values())
     raw = (run_dir / "raw" / "sib200.jsonl").read_text(encoding="utf-8").splitlines()
-    languages = {json.loads(line)["declared_language"] for line in raw}
-    assert len(languages) == 46
-    pretrain = manifest["steps"]["pretrain"]["summary"]
+    assert len({json.loads(line)["declared_language"] for line in raw}) == 46
+    data = steps["data"]["summary"]
+    assert data["documents"] == data["kept"] + data["removed"] + data["quarantined"] == 1388
+    assert "CC-BY-SA-4.0" in (run_dir / "data" / "report" / "data_card.md").read_text()
+    blend = json.loads((run_dir / "tokenize" / "blend.json").read_text())
+    assert len(blend) == 47 and abs(sum(blend.values()) - 1) < 1e-9  # 46 languages + python
+    pretrain = steps["pretrain"]["summary"]
     assert pretrain["layout"] == "tp2×pp1×dp1" and pretrain["steps"] == 30
     assert pretrain["final_loss"] < pretrain["first_loss"]
     assert (run_dir / "pretrain" / "loss.png").is_file()
+    model = run_dir / "hf-model"
+    assert {"model.safetensors", "tokenizer.json", "README.md", "LICENSE-RAIL"} <= {
+        p.name for p in model.iterdir()
+    }
+    assert "Data card" in (model / "README.md").read_text()  # the corpus card travels along
+    evaluation = steps["eval"]["summary"]
+    assert evaluation["languages"] == 46 and not evaluation["missing"]
+    assert 0.0 <= evaluation["bloom46/acc"] <= 1.0
+    assert "demo-model" in (run_dir / "leaderboard" / "index.html").read_text()
     again = run_demo(repo_root, run_dir)
     assert again.returncode == 0, again.stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())

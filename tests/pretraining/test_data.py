@@ -2,10 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 
-from bloomkit.pretraining.data import DataConfig
+from bloomkit.pretraining.data import DataConfig, check_splits
 
 
 def test_blend_file_is_read_and_checked(token_prefix, tmp_path):
@@ -30,3 +32,17 @@ def test_exactly_one_source(token_prefix, tmp_path):
         DataConfig(blend={str(token_prefix): 1.0}, blend_file=tmp_path / "blend.json")
     with pytest.raises(ValidationError, match="exactly one of"):
         DataConfig()
+
+
+def test_an_empty_validation_share_is_refused_not_a_hang(tmp_path):
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    prefix = tmp_path / "python"
+    builder = IndexedDatasetBuilder(f"{prefix}.bin", dtype=np.uint16)
+    for _ in range(8):  # 8 documents: 2 % of them is no document at all
+        builder.add_document(torch.tensor([5, 6, 7, 0]), [4])
+    builder.finalize(f"{prefix}.idx")
+    with pytest.raises(ValueError, match=r"python: 8 documents leave its validation share"):
+        check_splits([str(prefix)], "98,2,0", {"train": 10, "validation": 2})
+    check_splits([str(prefix)], "98,2,0", {"train": 10, "validation": 0})
+    check_splits([str(prefix)], "80,20,0", {"train": 10, "validation": 2})
