@@ -170,7 +170,7 @@ def site_url(results_dir, tmp_path) -> Iterator[str]:
 
 
 def test_site_in_real_browser(site_url, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
@@ -222,14 +222,15 @@ def test_site_in_real_browser(site_url, tmp_path):
         page.evaluate("document.querySelector('.scroll').scrollLeft = 0")
         page.screenshot(path=str(tmp_path / "leaderboard.png"))
 
-        page.click("text=strong")
-        assert page.locator("#detail").is_visible() and not page.locator("#board").is_visible()
+        page.click("text=strong")  # the view changes on hashchange: wait for it, not race it
+        expect(page.locator("#detail")).to_be_visible()
+        expect(page.locator("#board")).to_be_hidden()
         assert "pretrained=/models/strong" in page.locator("#detail pre.reproduce").inner_text()
         page.click("#detail a[href^='results/']")
         assert json.loads(page.locator("body").inner_text())["suite"] == "bloom46"
         page.go_back()
         page.click("text=← back to the ranking")
-        assert page.locator("#board").is_visible()
+        expect(page.locator("#board")).to_be_visible()
 
         file_page = browser.new_page()
         file_page.goto((tmp_path / "site" / "index.html").as_uri())

@@ -10,26 +10,18 @@ import torch
 
 from bloomkit.pretraining.checks import hf_logits_parity, parity_worker, tiny_hf_bloom
 from bloomkit.pretraining.hf import hf_to_megatron, model_config_from_hf
-from bloomkit.pretraining.launch import spawn
+from bloomkit.pretraining.launch import single_process_env, spawn
 from bloomkit.pretraining.parallel import ParallelConfig, destroy_parallel, init_parallel
 
 ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def single_process(monkeypatch_module_port):
-    init_parallel(ParallelConfig())
-    yield
-    destroy_parallel(process_group=True)
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module_port():
-    from bloomkit.pretraining.launch import free_port
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MASTER_PORT", str(free_port()))
+def single_process():
+    with single_process_env():
+        init_parallel(ParallelConfig())
         yield
+        destroy_parallel(process_group=True)
 
 
 @pytest.mark.parametrize(("heads", "backend"), [(4, "local"), (6, "local"), (6, "sdpa")])

@@ -43,7 +43,7 @@ def sample_run(tmp_path_factory, repo_root) -> tuple[dict, Path]:
 
 def test_shipped_sample_end_to_end(sample_run):
     summary, run = sample_run
-    assert summary["documents"] == 46 * 30
+    assert summary["documents"] == 46 * 30 + 8  # SIB-200 documents + Python files
     assert summary["documents"] == summary["kept"] + summary["removed"] + summary["quarantined"]
     assert summary["languages"] >= 44
     rows = {row["what"]: row for row in summary["rows"]}
@@ -51,10 +51,12 @@ def test_shipped_sample_end_to_end(sample_run):
         assert rows[f"step {name}"]["read"] > 0, name  # every step saw and counted documents
     docs = [d for p in sorted((run / "corpus").iterdir()) for d in read_shard(p)]
     assert len(docs) == summary["kept"] == len({d.id for d in docs})
-    assert summary["corpus_shards"] == 3  # 1,380 documents at 500 a shard
+    assert summary["corpus_shards"] == 3  # 1,388 documents at 500 a shard
+    licences = {"sib200-flores": "CC-BY-SA-4.0", "python-stdlib": "PSF-2.0"}
     for doc in docs:
-        assert doc.source == "sib200-flores" and doc.licence == "CC-BY-SA-4.0"
+        assert doc.licence == licences[doc.source]
         assert doc.language and doc.language_score is not None
+    assert {d.language for d in docs if d.source == "python-stdlib"} == {"python"}
 
 
 def test_data_card_names_every_source_and_licence(sample_run):
