@@ -14,6 +14,7 @@ from bloomkit.data_tooling.cli import app as data_app
 from bloomkit.eval.cli import app as eval_app
 from bloomkit.eval.cli import leaderboard_app
 from bloomkit.finetuning.cli import app as finetune_app
+from bloomkit.finetuning.serve_cli import generate_command, serve_command
 from bloomkit.pretraining.cli import app as pretrain_app
 from bloomkit.pretraining.cli import export_app, import_app
 from bloomkit.slurm.cli import app as slurm_app
@@ -33,6 +34,8 @@ app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(slurm_app, name="slurm")
 app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
+app.command("serve")(serve_command)
+app.command("generate")(generate_command)
 
 
 def _print_version(value: bool) -> None:

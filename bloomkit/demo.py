@@ -24,6 +24,7 @@ from bloomkit.data_tooling.sample import sample_dir, write_raw_corpus
 from bloomkit.data_tooling.tokenizer.train import EOD_ID, TokenizerTrainConfig, train_tokenizer
 from bloomkit.eval.leaderboard.build import build_site
 from bloomkit.eval.runner import EvalConfig, run_eval
+from bloomkit.finetuning.sft import SFTConfig, finetune_sft
 from bloomkit.pretraining.convert import export_hf
 from bloomkit.pretraining.pretrain import pretrain
 from bloomkit.pretraining.train import PretrainConfig
@@ -46,6 +47,7 @@ class DemoConfig(Section):
     tokenizer: StageConfig = StageConfig(config=Path("configs/data/tokenizer-demo.yaml"))
     tokenize: StageConfig = StageConfig(config=Path("configs/data/tokenize-demo.yaml"))
     pretrain: StageConfig = StageConfig(config=Path("configs/pretrain/demo.yaml"))
+    sft: StageConfig = StageConfig(config=Path("configs/finetune/sft-demo.yaml"))
     eval: StageConfig = StageConfig(config=Path("configs/eval/demo.yaml"))
 
 
@@ -64,10 +66,11 @@ def _export(checkpoint: str, out: Path, tokenizer: Path, data_card: Path) -> dic
     return {"model": str(out), "checkpoint": checkpoint}
 
 
-def _leaderboard(results: Path, folder: Path, site: Path) -> dict[str, Any]:
-    """The leaderboard site from the results store (here: the demo model's one record)."""
+def _leaderboard(results: dict[str, Path], folder: Path, site: Path) -> dict[str, Any]:
+    """The leaderboard site from the results store (here: the demo's models)."""
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(results, folder / "demo-model.json")
+    for name, path in results.items():
+        shutil.copyfile(path, folder / f"{name}.json")
     data = build_site(folder, site)
     return {"site": str(site / "index.html"), "models": len(data["models"])}
 
@@ -76,8 +79,8 @@ def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
     """Run every stage, print the summary table, return its rows.
 
     sample → corpus pipeline → tokenizer → .bin/.idx per language → BLOOM pretraining (TP=2)
-    → Hugging Face export → 46-language evaluation → leaderboard site. Every config is
-    validated before the first stage starts.
+    → Hugging Face export → instruction tuning (SFT) → 46-language evaluation of both models →
+    leaderboard site. Every config is validated before the first stage starts.
     """
     sample = config.sample or sample_dir()
     raw, corpus = run / "raw", run / "data" / "corpus"
@@ -96,9 +99,18 @@ def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
         ["data.byte_corpus=null", f"data.blend_file={run / 'tokenize' / 'blend.json'}",
          f"model.vocab_size={tok.vocab_size}", f"data.eod_id={EOD_ID}"],
     )  # fmt: skip
+    sft = stage_config(
+        SFTConfig, config.sft,
+        [f"init_from={run / 'pretrain' / 'checkpoints' / f'step-{train.train.steps}'}",
+         f"data.tokenizer={tokenizer_dir}",
+         f"data.sources=[{{path: {sample / 'finetune' / 'alpaca_seed_tasks.jsonl'}}}]"],
+    )  # fmt: skip
     evaluate = stage_config(
         EvalConfig, config.eval, [f"model={hf_model}", f"data_dir={sample / 'sib200'}"]
     )
+    evaluate_sft = evaluate.model_copy(update={"model": run / "sft" / "hf"})
+    results = {"demo-base": run / "eval" / "results.json",
+               "demo-sft": run / "eval-sft" / "results.json"}  # fmt: skip
     summaries: dict[str, dict[str, Any]] = {}
     stages: list[Stage] = [
         ("sample", lambda: write_raw_corpus(sample, raw), [sample], {}),
@@ -114,11 +126,14 @@ def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
         ("export", lambda: _export(summaries["pretrain"]["checkpoint"], hf_model, tokenizer_dir,
                                    run / "data" / "report" / "data_card.md"),
          [run / "pretrain" / "checkpoints"], {}),
+        ("sft", lambda: finetune_sft(sft, RunDir(run / "sft", "finetune sft", sft)),
+         [run / "pretrain" / "checkpoints", sample / "finetune"], sft.model_dump(mode="json")),
         ("eval", lambda: run_eval(evaluate, RunDir(run / "eval", "eval", evaluate)), [hf_model],
          evaluate.model_dump(mode="json")),
-        ("leaderboard", lambda: _leaderboard(run / "eval" / "results.json", run / "results",
-                                             run / "leaderboard"),
-         [run / "eval" / "results.json"], {}),
+        ("eval-sft", lambda: run_eval(evaluate_sft, RunDir(run / "eval-sft", "eval", evaluate_sft)),
+         [run / "sft" / "hf"], evaluate_sft.model_dump(mode="json")),
+        ("leaderboard", lambda: _leaderboard(results, run / "results", run / "leaderboard"),
+         list(results.values()), {}),
     ]  # fmt: skip
     rows = []
     for name, fn, inputs, params in stages:
@@ -133,6 +148,9 @@ def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
             }
         )
     summary_table(f"bloomkit demo — {run.path}", rows)
+    if generation := summaries["sft"].get("generation"):
+        log.info("the tuned model, asked %r, answers %r", generation["prompt"],
+                 generation["response"])  # fmt: skip
     return rows
 
 

@@ -1,7 +1,8 @@
 """The small multilingual sample that ships with bloomkit, and the raw corpus made from it.
 
 The sample (``bloomkit/sample/``) is a slice of SIB-200 in all 46 languages (TSV, the layout
-of ``../shared/data/sib200``) plus a few Python standard-library modules as code. Every file
+of ``../shared/data/sib200``), a few Python standard-library modules as code, and the 175
+Stanford Alpaca seed tasks (instruction tuning in the demo). Every file
 is listed with its sha256 in ``bloomkit/sample/catalogue.yaml`` under the source it came
 from, with that source's licence.
 
@@ -24,6 +25,8 @@ from bloomkit.data_tooling.catalogue import load_catalogue, verify_files
 from bloomkit.data_tooling.languages import language_codes
 from bloomkit.rundir import atomic_path, sha256_file
 
+SOURCES = ("sib200-flores", "python-stdlib", "alpaca-seeds")
+"""The catalogue ids of the sample's sources."""
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "bloomkit" / "sample"
 TRAIN_ROWS, DEV_ROWS = 120, 30
 SENTENCES_PER_DOC = 4
@@ -45,7 +48,7 @@ def sample_dir() -> Path:
 
 def build_sample(shared_data: Path, out: Path = SAMPLE_DIR) -> None:
     """Write the sample under ``out`` from ``shared_data`` (sib200/) and this Python's stdlib."""
-    files: dict[str, dict[str, str]] = {"sib200-flores": {}, "python-stdlib": {}}
+    files: dict[str, dict[str, str]] = {source: {} for source in SOURCES}
     for lang in language_codes():
         for split, rows in (("train", TRAIN_ROWS), ("dev", DEV_ROWS)):
             src = shared_data / "sib200" / lang / f"{split}.tsv"
@@ -63,6 +66,10 @@ def build_sample(shared_data: Path, out: Path = SAMPLE_DIR) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes((stdlib / f"{module}.py").read_bytes())
         files["python-stdlib"][f"code/python/{module}.py"] = sha256_file(dst)
+    seeds = out / "finetune" / "alpaca_seed_tasks.jsonl"
+    seeds.parent.mkdir(parents=True, exist_ok=True)
+    seeds.write_bytes((shared_data / "finetune" / seeds.name).read_bytes())
+    files["alpaca-seeds"][f"finetune/{seeds.name}"] = sha256_file(seeds)
     catalogue_path = out / "catalogue.yaml"
     catalogue = yaml.safe_load(catalogue_path.read_text(encoding="utf-8"))
     for source in catalogue["sources"]:

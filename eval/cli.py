@@ -15,7 +15,7 @@ app = typer.Typer(
 )
 
 leaderboard_app = typer.Typer(
-    help="Build, preview and submit to the static multilingual leaderboard site.",
+    help="Build and preview the static multilingual leaderboard site.",
     no_args_is_help=True,
 )
 

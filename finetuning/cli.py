@@ -7,6 +7,8 @@ import typer
 
 from bloomkit.commands import RunDirOption, SetOption, config_or_exit, open_run
 from bloomkit.console import summary_table
+from bloomkit.finetuning.lora_cli import lora_command
+from bloomkit.finetuning.recipes_cli import distill_command, select_command, self_instruct_command
 
 app = typer.Typer(
     help="Instruction tuning (Alpaca, Dolly, xP3), LoRA, self-instruct, selection, distillation.",
@@ -38,3 +40,9 @@ def sft_command(
     if "generation" in summary:
         sample = summary["generation"]
         typer.echo(f"sample generation:\n{sample['prompt']}{sample['response']}")
+
+
+app.command("lora")(lora_command)
+app.command("self-instruct")(self_instruct_command)
+app.command("select")(select_command)
+app.command("distill")(distill_command)

@@ -237,10 +237,8 @@ def prepare_sft_data(
             f"{len(problems)} bad instruction row(s) (data.on_bad_row: refuse; set it to skip "
             "to drop them):\n  " + "\n  ".join(problems[:50])
         )
-    for problem in problems[:20]:
-        log.warning("skipped %s", problem)
-    if len(problems) > 20:
-        log.warning("… and %d more bad rows (all in report.json)", len(problems) - 20)
+    for problem in problems:  # counted in the summary; each one named in the log and report
+        log.info("skipped %s", problem)
     if len(masked) < 2:
         raise ValueError(f"only {len(masked)} usable example(s); SFT needs at least 2")
     order = list(range(len(masked)))

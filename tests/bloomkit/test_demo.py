@@ -9,7 +9,7 @@ BLOOMKIT = str(Path(sys.executable).with_name("bloomkit"))
 
 
 FEWER_STEPS = ["--set", "pretrain.set=[train.steps=30, train.log_interval=10]",
-               "--set", "eval.set=[limit=2]"]  # fmt: skip
+               "--set", "sft.set=[train.steps=5]", "--set", "eval.set=[limit=2]"]  # fmt: skip
 
 
 def run_demo(repo_root: Path, run_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -27,9 +27,8 @@ def test_demo_runs_every_stage_and_resumes(repo_root, tmp_path):
     assert "bloomkit demo" in result.stdout and "leaderboard" in result.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     steps = manifest["steps"]
-    assert list(steps) == [
-        "sample", "data", "tokenizer", "tokenize", "pretrain", "export", "eval", "leaderboard"
-    ]
+    assert list(steps) == ["sample", "data", "tokenizer", "tokenize", "pretrain", "export",
+                           "sft", "eval", "eval-sft", "leaderboard"]  # fmt: skip
     assert all(step["status"] == "done" for step in steps.values())
     raw = (run_dir / "raw" / "sib200.jsonl").read_text(encoding="utf-8").splitlines()
     assert len({json.loads(line)["declared_language"] for line in raw}) == 46
@@ -47,10 +46,16 @@ def test_demo_runs_every_stage_and_resumes(repo_root, tmp_path):
         p.name for p in model.iterdir()
     }
     assert "Data card" in (model / "README.md").read_text()  # the corpus card travels along
-    evaluation = steps["eval"]["summary"]
-    assert evaluation["languages"] == 46 and not evaluation["missing"]
-    assert 0.0 <= evaluation["bloom46/acc"] <= 1.0
-    assert "demo-model" in (run_dir / "leaderboard" / "index.html").read_text()
+    sft = steps["sft"]["summary"]
+    assert sft["steps"] == 5 and sft["init_from"].endswith("step-30")
+    assert sft["data"]["train"]["rows"] > 0 and sft["generation"]["prompt"].endswith("Response:\n")
+    for name in ("eval", "eval-sft"):
+        evaluation = steps[name]["summary"]
+        assert evaluation["languages"] == 46 and not evaluation["missing"]
+        assert 0.0 <= evaluation["bloom46/acc"] <= 1.0
+    assert steps["leaderboard"]["summary"]["models"] == 2
+    site = (run_dir / "leaderboard" / "index.html").read_text()
+    assert "demo-base" in site and "demo-sft" in site
     again = run_demo(repo_root, run_dir)
     assert again.returncode == 0, again.stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())

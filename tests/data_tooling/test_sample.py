@@ -25,7 +25,7 @@ def test_every_sample_file_is_catalogued_with_a_licence():
         "catalogue.yaml"
     }
     assert shipped == listed, "every shipped file belongs to a catalogued source"
-    assert {s.licence for s in catalogue.sources} == {"CC-BY-SA-4.0", "PSF-2.0"}
+    assert {s.licence for s in catalogue.sources} == {"CC-BY-SA-4.0", "PSF-2.0", "Apache-2.0"}
 
 
 def test_sample_is_a_slice_of_sib200(shared_data):

@@ -1,0 +1,227 @@
+"""``bloomkit serve`` end to end: the real uvicorn server in a thread over the tiny random BLOOM,
+hit with httpx and the official ``openai`` client."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import httpx
+import openai
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from bloomkit.finetuning.serve import ServeConfig, create_app, serve_in_thread
+from bloomkit.finetuning.serve_cli import serve_command
+from bloomkit.finetuning.textgen import TextGenerator
+
+KEY = "test-key"
+LIMITS = {"max_tokens_limit": 32, "max_n": 4, "max_request_bytes": 4096}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny model runs faster on one thread, and shared CI cores are not oversubscribed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bloom):
+    app = create_app(tiny_bloom, ServeConfig(model_name="tiny", api_key=KEY, **LIMITS))
+    with serve_in_thread(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=server, headers=headers, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=KEY, max_retries=0)
+
+
+def complete(http, **body) -> dict:
+    response = http.post("/v1/completions", json={"model": "tiny", **body})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def stream(http, path: str, **body) -> tuple[dict[int, str], dict[int, str], list[str]]:
+    """Texts and finish reasons by choice index reassembled from an SSE stream, and its lines."""
+    with http.stream("POST", path, json={"model": "tiny", "stream": True, **body}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line]
+    texts: dict[int, str] = {}
+    finish: dict[int, str] = {}
+    for line in lines[:-1]:
+        for choice in json.loads(line.removeprefix("data: "))["choices"]:
+            piece = choice["delta"].get("content", "") if "delta" in choice else choice["text"]
+            texts[choice["index"]] = texts.get(choice["index"], "") + piece
+            if choice["finish_reason"]:
+                finish[choice["index"]] = choice["finish_reason"]
+    return texts, finish, lines
+
+
+def test_models_and_completion_usage(http, tiny_bloom):
+    assert [m["id"] for m in http.get("/v1/models").json()["data"]] == ["tiny"]
+    body = complete(http, prompt="Give three tips for staying healthy.", max_tokens=5)
+    (choice,) = body["choices"]
+    assert body["object"] == "text_completion" and choice["index"] == 0
+    from transformers import AutoTokenizer
+
+    prompt_ids = AutoTokenizer.from_pretrained(tiny_bloom).encode(
+        "Give three tips for staying healthy."
+    )
+    usage = body["usage"]
+    assert usage["prompt_tokens"] == len(prompt_ids)
+    assert 1 <= usage["completion_tokens"] <= 5
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert choice["finish_reason"] == ("length" if usage["completion_tokens"] == 5 else "stop")
+
+
+def test_openai_client_completion_and_chat_with_the_fallback_template(client):
+    """The tiny tokenizer has no chat template, so chat renders the built-in ``chat`` one: the
+    chat answer equals the greedy completion of that rendered prompt."""
+    completion = client.completions.create(
+        model="tiny", prompt="<|user|>\nName a colour.\n<|assistant|>\n", max_tokens=8,
+        temperature=0,
+    )  # fmt: skip
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "Name a colour."}], max_tokens=8,
+        temperature=0,
+    )  # fmt: skip
+    assert chat.object == "chat.completion" and chat.choices[0].message.role == "assistant"
+    assert chat.choices[0].message.content == completion.choices[0].text
+    assert chat.usage.prompt_tokens == completion.usage.prompt_tokens
+
+
+def test_chat_uses_the_tokenizer_template_when_there_is_one(tiny_bloom, tmp_path):
+    folder = shutil.copytree(tiny_bloom, tmp_path / "templated")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["chat_template"] = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    prompt, templated = TextGenerator(folder).chat_prompt([("user", "Hi")])
+    assert (prompt, templated) == ("[user] Hi\n", True)
+
+
+def test_n_choices_are_reproducible_with_a_seed(client):
+    def texts(seed: int) -> list[str]:
+        answer = client.completions.create(
+            model="tiny", prompt="Write a poem.", max_tokens=12, n=2, seed=seed, temperature=1
+        )
+        assert [c.index for c in answer.choices] == [0, 1]
+        return [c.text for c in answer.choices]
+
+    first = texts(7)
+    assert texts(7) == first
+    assert first[0] != first[1]  # the two choices sample independently
+    assert texts(8) != first
+
+
+def test_stop_strings_cut_the_text_before_them(http):
+    full = complete(http, prompt="List five fruits.", max_tokens=24, temperature=0)
+    text = full["choices"][0]["text"]
+    stop = text[len(text) // 2 :][:2]
+    cut = complete(http, prompt="List five fruits.", max_tokens=24, temperature=0,
+                   stop=["never appears", stop])  # fmt: skip
+    assert cut["choices"][0]["text"] == text[: text.index(stop)]
+    assert cut["choices"][0]["finish_reason"] == "stop"
+
+
+def test_streams_reassemble_to_the_non_streamed_text(http):
+    request = {"prompt": ["Tell me a story.", "Translate: hello"], "max_tokens": 16, "n": 2,
+               "seed": 3, "temperature": 1}  # fmt: skip
+    whole = complete(http, **request)
+    texts, finish, lines = stream(http, "/v1/completions", **request)
+    assert lines[-1] == "data: [DONE]"
+    assert texts == {c["index"]: c["text"] for c in whole["choices"]}
+    assert finish == {c["index"]: c["finish_reason"] for c in whole["choices"]}
+    assert len(texts) == 4
+
+    # a stop string held back while it might still be one
+    stop = texts[0][len(texts[0]) // 2 :][:2]
+    request.update(prompt="Tell me a story.", stop=stop)
+    texts, finish, _ = stream(http, "/v1/completions", **request)
+    assert texts == {c["index"]: c["text"] for c in complete(http, **request)["choices"]}
+
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 10, "seed": 1,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    texts, finish, lines = stream(http, "/v1/chat/completions", **chat)
+    whole = http.post("/v1/chat/completions", json={**chat, "stream_options": None}).json()
+    assert texts[0] == whole["choices"][0]["message"]["content"]
+    assert json.loads(lines[-2].removeprefix("data: "))["usage"] == whole["usage"]
+
+
+def test_openai_client_streams_chat(client):
+    messages = [{"role": "user", "content": "Count to three."}]
+    chunks = client.chat.completions.create(
+        model="tiny", messages=messages, max_tokens=10, seed=5, stream=True
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    whole = client.chat.completions.create(model="tiny", messages=messages, max_tokens=10, seed=5)
+    assert streamed == whole.choices[0].message.content
+
+
+def test_api_key_is_required(server, client):
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        response = httpx.post(f"{server}/v1/completions", json={"prompt": "x"}, headers=headers)
+        assert response.status_code == 401
+        error = response.json()["error"]
+        assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
+    assert httpx.get(f"{server}/v1/models").status_code == 401
+    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+    wrong = openai.OpenAI(base_url=client.base_url, api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"prompt": "x", "max_tokens": 33}, 400, "max_tokens"),
+        ({"prompt": "x", "n": 5}, 400, "n"),
+        ({"prompt": ["a", "b", "c"], "n": 2}, 400, "n"),  # 6 choices > max_n 4
+        ({"prompt": "x", "stop": 3}, 400, "stop"),
+        ({"prompt": "x", "logprobs": 2}, 400, "logprobs"),
+        ({"prompt": "x", "temperature": 3}, 400, "temperature"),
+        ({"prompt": "x", "model": "gpt-4"}, 404, "model"),
+        ({"prompt": "x" * 5000}, 413, None),
+    ],
+)
+def test_limits_and_bad_requests_answer_openai_errors(http, body, status, param):
+    response = http.post("/v1/completions", json=body)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["param"] == param and error["message"]
+
+
+def test_malformed_json_and_unknown_routes(http, client):
+    response = http.post("/v1/completions", content=b"{not json")
+    assert response.status_code == 400 and "JSON" in response.json()["error"]["message"]
+    assert http.get("/v1/nowhere").json()["error"]["message"] == "Not Found"
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):
+        client.completions.create(model="tiny", prompt="x", max_tokens=1000)
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):
+        client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "x"}], max_completion_tokens=33
+        )
+
+
+def test_serve_command_rejects_a_folder_without_a_model(tmp_path):
+    app = typer.Typer()
+    app.command()(serve_command)
+    result = CliRunner().invoke(app, [str(tmp_path)])
+    assert result.exit_code == 2 and "no config.json" in result.output
+    (tmp_path / "config.json").write_text("{}")
+    result = CliRunner().invoke(app, [str(tmp_path), "--dtype", "int3"])
+    assert result.exit_code == 2 and "--dtype" in result.output
