@@ -23,6 +23,7 @@ from bloomkit.data_tooling.pipeline.run import run_corpus
 from bloomkit.data_tooling.sample import sample_dir, write_raw_corpus
 from bloomkit.data_tooling.tokenizer.train import EOD_ID, TokenizerTrainConfig, train_tokenizer
 from bloomkit.eval.leaderboard.build import build_site
+from bloomkit.eval.leaderboard.submit import submit
 from bloomkit.eval.runner import EvalConfig, run_eval
 from bloomkit.finetuning.sft import SFTConfig, finetune_sft
 from bloomkit.pretraining.convert import export_hf
@@ -66,11 +67,11 @@ def _export(checkpoint: str, out: Path, tokenizer: Path, data_card: Path) -> dic
     return {"model": str(out), "checkpoint": checkpoint}
 
 
-def _leaderboard(results: dict[str, Path], folder: Path, site: Path) -> dict[str, Any]:
-    """The leaderboard site from the results store (here: the demo's models)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, path in results.items():
-        shutil.copyfile(path, folder / f"{name}.json")
+def _leaderboard(results: list[Path], folder: Path, site: Path) -> dict[str, Any]:
+    """Submit the demo's results (validated, licence recorded) and build the site from them."""
+    shutil.rmtree(folder, ignore_errors=True)  # this run's submissions only
+    for path in results:
+        submit(path, folder)
     data = build_site(folder, site)
     return {"site": str(site / "index.html"), "models": len(data["models"])}
 
@@ -109,8 +110,7 @@ def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
         EvalConfig, config.eval, [f"model={hf_model}", f"data_dir={sample / 'sib200'}"]
     )
     evaluate_sft = evaluate.model_copy(update={"model": run / "sft" / "hf"})
-    results = {"demo-base": run / "eval" / "results.json",
-               "demo-sft": run / "eval-sft" / "results.json"}  # fmt: skip
+    results = [run / "eval" / "results.json", run / "eval-sft" / "results.json"]
     summaries: dict[str, dict[str, Any]] = {}
     stages: list[Stage] = [
         ("sample", lambda: write_raw_corpus(sample, raw), [sample], {}),
@@ -133,7 +133,7 @@ def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
         ("eval-sft", lambda: run_eval(evaluate_sft, RunDir(run / "eval-sft", "eval", evaluate_sft)),
          [run / "sft" / "hf"], evaluate_sft.model_dump(mode="json")),
         ("leaderboard", lambda: _leaderboard(results, run / "results", run / "leaderboard"),
-         list(results.values()), {}),
+         results, {}),
     ]  # fmt: skip
     rows = []
     for name, fn, inputs, params in stages:

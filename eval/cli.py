@@ -15,7 +15,7 @@ app = typer.Typer(
 )
 
 leaderboard_app = typer.Typer(
-    help="Build and preview the static multilingual leaderboard site.",
+    help="Admit results, build the static multilingual leaderboard site, serve it locally.",
     no_args_is_help=True,
 )
 
@@ -137,6 +137,25 @@ def report(
     console.print(f"heatmap: {png}", highlight=False)
 
 
+@leaderboard_app.command("submit")
+def leaderboard_submit(
+    result: Annotated[Path, typer.Argument(help="A results.json from `bloomkit eval run`.")],
+    to: Annotated[Path, typer.Option("--to", help="The leaderboard's results folder.")],
+    licence: Annotated[
+        str | None,
+        typer.Option(help="The model's licence (SPDX id or name) when its folder states none."),
+    ] = None,
+) -> None:
+    """Verify a results file, record the model's licence and cards, add it to the folder."""
+    from bloomkit.eval.leaderboard.submit import SubmitError, submit
+
+    try:
+        target = submit(result, to, licence=licence)
+    except SubmitError as err:
+        raise _fail(f"refused: {err}", code=1) from None
+    console.print(f"{result}: accepted → {target}", highlight=False)
+
+
 @leaderboard_app.command("build")
 def leaderboard_build(
     results_dir: Annotated[Path, typer.Argument(help="Folder of results.json files (searched).")],
@@ -160,8 +179,9 @@ def leaderboard_build(
     console.print(f"{len(data['models'])} model(s) → {out / 'index.html'}", highlight=False)
 
 
-@leaderboard_app.command("preview")
-def leaderboard_preview(
+@leaderboard_app.command("serve")
+@leaderboard_app.command("preview", hidden=True)
+def leaderboard_serve(
     site: Annotated[Path, typer.Argument(help="A built site folder.")],
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8000,
 ) -> None:

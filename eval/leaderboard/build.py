@@ -20,8 +20,11 @@ from pathlib import Path, PurePosixPath
 from statistics import fmean
 from typing import Any
 
+from pydantic import ValidationError
+
 from bloomkit.data_tooling.languages import Language, languages
 from bloomkit.eval.compare import headline
+from bloomkit.eval.leaderboard.cards import SIDECAR_SUFFIX, Submission
 from bloomkit.eval.leaderboard.native import BCP47, NATIVE_NAMES
 from bloomkit.eval.report import LOWER_IS_BETTER
 from bloomkit.eval.results import EvalResults, ResultsError, TaskResult, load
@@ -43,28 +46,54 @@ class LeaderboardError(ValueError):
 class Collected:
     records: list[tuple[Path, EvalResults]] = field(default_factory=list)
     rejected: list[tuple[Path, str]] = field(default_factory=list)
+    submissions: dict[str, Submission] = field(default_factory=dict)
+    """Sidecars of ``bloomkit leaderboard submit`` by ``content_sha256`` (absent: not submitted
+    through it, so no licence or cards are shown)."""
+
+
+def _sidecar(path: Path, record: EvalResults) -> Submission | None:
+    """The sidecar beside ``path`` (None when there is none); raises ValueError when it is bad."""
+    sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
+    if not sidecar.is_file():
+        return None
+    try:
+        found = Submission.model_validate_json(sidecar.read_text(encoding="utf-8"))
+    except ValidationError as err:
+        raise ValueError(f"bad sidecar {sidecar.name}: {err}") from None
+    if found.content_sha256 != record.content_sha256:
+        raise ValueError(f"sidecar {sidecar.name} belongs to another record")
+    return found
 
 
 def collect(results_dir: Path) -> Collected:
     """Load and verify every ``*.json`` under ``results_dir``; sort them into kept and rejected.
 
-    A record whose ``content_sha256`` was already kept is rejected as a duplicate.
+    A record whose ``content_sha256`` was already kept is rejected as a duplicate, and so is one
+    whose submission sidecar (``*.submission.json``, not a results file) is unreadable.
     """
     if not results_dir.is_dir():
         raise LeaderboardError(f"{results_dir}: not a folder of results files")
     found = Collected()
     seen: dict[str, Path] = {}
     for path in sorted(results_dir.rglob("*.json")):
+        if path.name.endswith(SIDECAR_SUFFIX):
+            continue
         try:
             record = load(path)
+            submission = _sidecar(path, record)
         except ResultsError as err:
             found.rejected.append((path, str(err).removeprefix(f"{path}: ")))
+            continue
+        except ValueError as err:
+            found.rejected.append((path, str(err)))
             continue
         if (first := seen.get(record.content_sha256)) is not None:
             found.rejected.append((path, f"duplicate of {first} (same content_sha256)"))
             continue
         seen[record.content_sha256] = path
         found.records.append((path, record))
+        if submission is not None:
+            found.submissions[record.content_sha256] = submission
     return found
 
 
@@ -91,9 +120,15 @@ def _benchmarks(records: list[EvalResults]) -> list[dict[str, Any]]:
     ]
 
 
-def model_row(path: Path, record: EvalResults, benchmarks: list[dict[str, Any]]) -> dict[str, Any]:
+def model_row(
+    path: Path,
+    record: EvalResults,
+    benchmarks: list[dict[str, Any]],
+    submission: Submission | None = None,
+) -> dict[str, Any]:
     """One model's row: per benchmark, its score in each of the 46 languages (None if unscored),
-    the mean over the scored ones, coverage; plus groups, per-task scores and provenance."""
+    the mean over the scored ones, coverage; plus groups, per-task scores, provenance and what
+    its submission recorded (licence, card summary, data card link; None when not submitted)."""
     codes = list(languages())
     model_id = record.content_sha256[:12]
     scores: dict[str, dict[str, float | None]] = {}
@@ -116,6 +151,9 @@ def model_row(path: Path, record: EvalResults, benchmarks: list[dict[str, Any]])
         "file": f"results/{model_id}.json",
         "suite": record.suite,
         "content_sha256": record.content_sha256,
+        "licence": submission.licence.model_dump() if submission else None,
+        "model_card": submission.model_card if submission else None,
+        "data_card": _card_file(model_id) if submission and submission.data_card else None,
         "scores": scores,
         "mean": means,
         "coverage": coverage,
@@ -140,6 +178,10 @@ def model_row(path: Path, record: EvalResults, benchmarks: list[dict[str, Any]])
             "reproduce": prov.reproduce,
         },
     }
+
+
+def _card_file(model_id: str) -> str:
+    return f"cards/{model_id}-data-card.md"
 
 
 def _task_row(name: str, task: TaskResult) -> dict[str, Any]:
@@ -182,7 +224,8 @@ def leaderboard_data(collected: Collected) -> dict[str, Any]:
     """Everything the site shows, as one JSON-able dict (also written as ``data.json``)."""
     records = [r for _, r in collected.records]
     benchmarks = _benchmarks(records)
-    rows = [model_row(path, record, benchmarks) for path, record in collected.records]
+    rows = [model_row(path, record, benchmarks, collected.submissions.get(record.content_sha256))
+            for path, record in collected.records]  # fmt: skip
     if benchmarks:
         rows = rank(rows, benchmarks[0])
     return {
@@ -236,6 +279,11 @@ def build_site(results_dir: Path, out: Path, *, skip_invalid: bool = False) -> d
         (tmp / "results").mkdir()
         for path, record in collected.records:
             shutil.copyfile(path, tmp / "results" / f"{record.content_sha256[:12]}.json")
+            submission = collected.submissions.get(record.content_sha256)
+            if submission and submission.data_card:
+                card = tmp / _card_file(record.content_sha256[:12])
+                card.parent.mkdir(exist_ok=True)
+                card.write_text(submission.data_card, encoding="utf-8")
         for asset in ("style.css", "app.js"):
             shutil.copyfile(STATIC / asset, tmp / asset)
         (tmp / "data.json").write_text(

@@ -1,4 +1,4 @@
-"""``bloomkit leaderboard preview``: serve a built site on localhost (standard library only)."""
+"""``bloomkit leaderboard serve``: serve a built site on localhost (standard library only)."""
 
 from __future__ import annotations
 

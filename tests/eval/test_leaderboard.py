@@ -3,6 +3,8 @@
 Records are written through the real schema (:class:`EvalResults`, sealed by ``save``) rather
 than by running the eval suite, which takes minutes on CPU; the browser test drives the
 system's Chromium headless shell with Playwright against the site served on localhost.
+Model folders for ``submit`` are a README.md (front matter, card, data card) and LICENSE-RAIL,
+as a bloomkit export writes them, without weights.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
 from bloomkit.cli import app
 from bloomkit.eval.leaderboard.build import LeaderboardError, build_site, collect, to_csv
 from bloomkit.eval.leaderboard.serve import make_server
+from bloomkit.eval.leaderboard.submit import SubmitError, submit
 from bloomkit.eval.results import (
     EvalResults,
     GroupResult,
@@ -33,9 +38,16 @@ from bloomkit.eval.results import (
 )
 
 XSS_NAME = '<img src=x onerror="window.__xss=1">"quoted"'
+XSS_LICENCE = '<script>window.__xss=2</script> "open" RAIL'
+XSS_CARD = 'A model whose card says <script>window.__xss=3</script> and "quotes".'
 
 
-def record(model: str, acc: dict[str, float], bpb: dict[str, float] | None = None) -> EvalResults:
+def record(
+    model: str,
+    acc: dict[str, float],
+    bpb: dict[str, float] | None = None,
+    root: Path = Path("/models"),
+) -> EvalResults:
     """A results record as ``run_eval`` writes it: sib200 accuracy (and FLORES bits per byte)."""
     tasks: dict[str, TaskResult] = {}
     for bench, metric, values in (("sib200", "acc", acc), ("flores_bpb", "bits_per_byte", bpb)):
@@ -52,12 +64,12 @@ def record(model: str, acc: dict[str, float], bpb: dict[str, float] | None = Non
     )  # fmt: skip
     provenance = Provenance(
         bloomkit_version="0.1.0", lm_eval_version="0.4.13", packages={},
-        model=ModelInfo(path=f"/models/{model}", model_files={"model.safetensors": "a" * 64},
+        model=ModelInfo(path=str(root / model), model_files={"model.safetensors": model * 3},
                         tokenizer_files={"tokenizer.json": "b" * 64}),
         task_configs={t: "c" * 64 for t in tasks}, data_dir=None, data_files={}, split="dev",
         limit=20, num_fewshot=None, seeds={"random": 0}, batch_size=1, device="cpu",
         hardware={}, started="2026-01-01T00:00:00+00:00", seconds=1.0,
-        reproduce=f"lm_eval run --model hf --model_args pretrained=/models/{model}",
+        reproduce=f"lm_eval run --model hf --model_args pretrained={root / model}",
     )  # fmt: skip
     missing = (
         [Missing(task="sib200_yo", lang="yo", reason="no data file")] if "yo" not in acc else []
@@ -77,6 +89,119 @@ def results_dir(tmp_path: Path) -> Path:
          folder / "mid" / "results.json")  # fmt: skip
     save(record(XSS_NAME, {"en": 0.3, "hi": 0.5}), folder / "weak" / "results.json")
     return folder
+
+
+def model_folder(root: Path, name: str, front: dict[str, str] | None, card: str,
+                 *, rail: bool = False, data_card: bool = False) -> Path:  # fmt: skip
+    """A model folder's README.md (front matter, title, first paragraph) and LICENSE-RAIL."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    head = f"---\n{yaml.safe_dump(front)}---\n\n" if front else ""
+    data = "## Training data\n\n## Data card\n\n1,388 documents.\n\n### Languages\n\n| en |\n\n"
+    body = (
+        f"# {name}\n\n{card}\nSecond line.\n\n{data if data_card else ''}## Limitations\n\nSmall.\n"
+    )
+    (folder / "README.md").write_text(head + body, encoding="utf-8")
+    if rail:
+        (folder / "LICENSE-RAIL").write_text("bloomkit-RAIL, version 1.0\n\nText.\n")
+    return folder
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    """strong: a bloomkit export (RAIL, data card); mid: apache-2.0; weak: markup everywhere."""
+    root = tmp_path / "models"
+    rail = {"license": "other", "license_name": "bloomkit-rail-1.0", "license_link": "LICENSE-RAIL"}
+    model_folder(root, "strong", rail, "A BLOOM-architecture model.", rail=True, data_card=True)
+    model_folder(root, "mid", {"license": "apache-2.0"}, "A middling model.")
+    model_folder(root, XSS_NAME, {"license_name": XSS_LICENCE}, XSS_CARD)
+    return root
+
+
+@pytest.fixture
+def submitted_dir(models, tmp_path) -> Path:
+    """The three models of ``results_dir``, added with ``submit`` (sidecars beside them)."""
+    board, runs = tmp_path / "board", tmp_path / "runs"
+    five = ("en", "hi", "zhs", "ar", "yo")
+    for name, rec in (
+        ("strong", record("strong", dict.fromkeys(five, 0.8), {"en": 1.2, "hi": 1.4}, models)),
+        ("mid", record("mid", dict.fromkeys(five, 0.6), {"en": 0.9, "hi": 1.0}, models)),
+        ("weak", record(XSS_NAME, {"en": 0.3, "hi": 0.5}, root=models)),
+    ):
+        submit(save(rec, runs / f"{name}.json"), board)
+    return board
+
+
+def test_submit_records_licence_and_cards(submitted_dir, tmp_path):
+    sidecars = {json.loads(p.read_text())["licence"]["name"]: json.loads(p.read_text())
+                for p in submitted_dir.glob("*.submission.json")}  # fmt: skip
+    assert set(sidecars) == {"bloomkit-rail-1.0", "apache-2.0", XSS_LICENCE}
+    strong = sidecars["bloomkit-rail-1.0"]
+    assert strong["licence"] == {"name": "bloomkit-rail-1.0", "source": "README.md front matter",
+                                 "rail": True}  # fmt: skip
+    assert strong["model_card"] == "A BLOOM-architecture model. Second line."
+    assert (
+        strong["data_card"].startswith("## Data card\n") and "### Languages" in strong["data_card"]
+    )
+    assert "Limitations" not in strong["data_card"]
+    mid = sidecars["apache-2.0"]
+    assert not mid["licence"]["rail"] and mid["data_card"] is None
+    for path in submitted_dir.glob("*.submission.json"):
+        copy = path.with_name(path.name.replace(".submission", ""))
+        assert json.loads(copy.read_text())["content_sha256"] == json.loads(path.read_text())[
+            "content_sha256"]  # fmt: skip
+
+    data = build_site(submitted_dir, tmp_path / "site")
+    by_name = {m["name"]: m for m in data["models"]}
+    assert by_name["strong"]["licence"]["rail"] and by_name["mid"]["data_card"] is None
+    card = tmp_path / "site" / by_name["strong"]["data_card"]
+    assert card.read_text().startswith("## Data card")
+    swapped = sorted(submitted_dir.glob("*.submission.json"))
+    shutil.copy(swapped[0], swapped[1])
+    assert "belongs to another record" in collect(submitted_dir).rejected[0][1]
+
+
+def test_submit_refuses_with_reasons(models, submitted_dir, tmp_path):
+    runs, before = tmp_path / "runs", sorted(p.name for p in submitted_dir.iterdir())
+    tampered = json.loads((runs / "mid.json").read_text())
+    tampered["tasks"]["sib200_en"]["metrics"]["acc"]["value"] = 0.99
+    (runs / "tampered.json").write_text(json.dumps(tampered))
+    again = record("mid", dict.fromkeys(("en", "hi", "zhs", "ar", "yo"), 0.6),
+                   {"en": 0.9, "hi": 1.0}, models)  # fmt: skip
+    rerun = save(again.model_copy(update={"provenance": again.provenance.model_copy(
+        update={"started": "2026-02-02T00:00:00+00:00"})}), runs / "rerun.json")  # fmt: skip
+    model_folder(models, "bare", None, "No front matter.")
+    bare = save(record("bare", {"en": 0.5}, root=models), runs / "bare.json")
+    blank = record("blank", {"en": 0.5}, root=models)
+    blank = blank.model_copy(update={"provenance": blank.provenance.model_copy(
+        update={"reproduce": ""})})  # fmt: skip
+    cases = {
+        runs / "tampered.json": "content hash mismatch",
+        runs / "mid.json": "duplicate: already on the leaderboard",
+        rerun: "same model files on the same 7 tasks",
+        bare: "no licence for the model: " + str(models / "bare"),
+        save(blank, runs / "blank.json"): "empty required field(s): provenance.reproduce",
+    }
+    runner = CliRunner()
+    for path, reason in cases.items():
+        result = runner.invoke(
+            app, ["leaderboard", "submit", str(path), "--to", str(submitted_dir)]
+        )
+        assert result.exit_code == 1, result.output
+        assert "refused" in result.output and reason in " ".join(result.output.split()), path
+    assert sorted(p.name for p in submitted_dir.iterdir()) == before
+    with pytest.raises(SubmitError, match="disagrees with the model folder"):
+        submit(runs / "rerun.json", tmp_path / "other", licence="MIT")
+    result = runner.invoke(app, ["leaderboard", "submit", str(bare), "--to", str(submitted_dir),
+                                 "--licence", "MIT"])  # fmt: skip
+    assert result.exit_code == 0 and "accepted" in result.output
+    sidecar = submitted_dir / f"{load_sha(bare)[:12]}.submission.json"
+    assert json.loads(sidecar.read_text())["licence"] == {"name": "MIT", "source": "--licence",
+                                                           "rail": False}  # fmt: skip
+
+
+def load_sha(path: Path) -> str:
+    return json.loads(path.read_text())["content_sha256"]
 
 
 def test_models_ranked_by_mean_and_per_metric_direction(results_dir, tmp_path):
@@ -156,9 +281,9 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-def site_url(results_dir, tmp_path) -> Iterator[str]:
+def site_url(submitted_dir, tmp_path) -> Iterator[str]:
     site = tmp_path / "site"
-    build_site(results_dir, site)
+    build_site(submitted_dir, site)
     server = make_server(site, 0, quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -222,10 +347,54 @@ def test_site_in_real_browser(site_url, tmp_path):
         page.evaluate("document.querySelector('.scroll').scrollLeft = 0")
         page.screenshot(path=str(tmp_path / "leaderboard.png"))
 
+        page.click("#view-heatmap")
+        expect(page.locator("#heatmap-view")).to_be_visible()
+        expect(page.locator("#table-view")).to_be_hidden()
+        cells = page.locator("#heatmap tbody td.cell")
+        expect(cells).to_have_count(3 * 46)
+        expect(page.locator("#heatmap td.cell.missing")).to_have_count(3 * 46 - (5 + 5 + 2))
+        strong_hi = page.locator('#heatmap tr[data-model] >> nth=0 >> td[data-lang="hi"]')
+        assert strong_hi.get_attribute("title") == "strong · Hindi: acc 0.8000"
+        weak_hi = page.locator('#heatmap tr[data-model] >> nth=2 >> td[data-lang="hi"]')
+        assert strong_hi.evaluate("c => getComputedStyle(c).backgroundColor") != weak_hi.evaluate(
+            "c => getComputedStyle(c).backgroundColor")  # fmt: skip
+        page.screenshot(path=str(tmp_path / "heatmap.png"), full_page=True)
+        page.select_option("#langs", "family:Indo-European")
+        expect(cells).to_have_count(3 * page.locator("#heatmap thead th").count() - 3)
+        with page.expect_download() as shown:
+            page.click("#shown-csv")
+        lines = Path(shown.value.path()).read_text().splitlines()
+        assert lines[0] == "model,model_id,benchmark,metric,lang,value"
+        assert len(lines) - 1 == cells.count() and lines[1].startswith("strong,")
+        assert any(line.startswith('"<img src=x onerror=""window.__xss=1"">') for line in lines)
+        with page.expect_download() as shown:
+            page.click("#shown-json")
+        shown_json = json.loads(Path(shown.value.path()).read_text())
+        assert len(shown_json["rows"]) == cells.count() and "fr" in shown_json["languages"]
+        page.select_option("#langs", "all")
+        page.click("#view-table")
+        expect(page.locator("#table-view")).to_be_visible()
+
+        page.click(f"#ranking a >> text={XSS_NAME}")
+        expect(page.locator("#detail .model-card")).to_have_text(f"{XSS_CARD} Second line.")
+        expect(page.locator("#detail dd >> nth=0")).to_contain_text(XSS_LICENCE)
+        expect(page.locator("#detail .badge.rail")).to_have_count(1)  # "RAIL" in the name
+        injected = "[window.__xss, document.querySelectorAll('#detail script').length]"
+        assert page.evaluate(injected) == [None, 0]
+        expect(page.locator("#detail")).to_contain_text("none recorded")
+        page.click("text=← back to the ranking")
+        expect(page.locator("#board")).to_be_visible()
+
         page.click("text=strong")  # the view changes on hashchange: wait for it, not race it
         expect(page.locator("#detail")).to_be_visible()
         expect(page.locator("#board")).to_be_hidden()
-        assert "pretrained=/models/strong" in page.locator("#detail pre.reproduce").inner_text()
+        assert "/models/strong" in page.locator("#detail pre.reproduce").inner_text()
+        expect(page.locator("#detail .badge.rail")).to_have_text("RAIL")
+        assert page.locator("#detail .model-card").inner_text() == (
+            "A BLOOM-architecture model. Second line."
+        )
+        card = page.locator("#detail a.data-card").get_attribute("href")
+        assert page.request.get(urljoin(site_url, card)).text().startswith("## Data card")
         page.click("#detail a[href^='results/']")
         assert json.loads(page.locator("body").inner_text())["suite"] == "bloom46"
         page.go_back()

@@ -1,4 +1,5 @@
-// bloomkit leaderboard: a sortable models × languages table and a page per model.
+// bloomkit leaderboard: a sortable models × languages table, the same as a heatmap, downloads
+// of what is shown, and a page per model.
 // Vanilla JS, no network: the data is inlined in index.html (works from file:// too).
 // Everything from the data is inserted with textContent, never as HTML.
 "use strict";
@@ -6,7 +7,7 @@
 const DATA = JSON.parse(document.getElementById("leaderboard-data").textContent);
 const LANGS = DATA.languages;
 const state = { bench: DATA.benchmarks.length ? DATA.benchmarks[0].name : null,
-                filter: "all", key: "mean", dir: null };
+                filter: "all", key: "mean", dir: null, view: "table" };
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -115,6 +116,88 @@ function renderTable() {
   document.querySelector("#ranking tbody").replaceChildren(...rows);
   document.getElementById("summary").textContent =
     `${DATA.models.length} model(s) · ${langs.length} language(s) shown`;
+  renderHeatmap(langs);
+}
+
+// Sequential colour scale (light = worse, dark = better, whatever the metric's direction).
+const SCALE = [[255, 255, 217], [199, 233, 180], [65, 182, 196], [34, 94, 168], [8, 29, 88]];
+
+function colour(t) {
+  const x = Math.min(Math.max(t, 0), 1) * (SCALE.length - 1);
+  const i = Math.min(Math.floor(x), SCALE.length - 2), f = x - i;
+  const rgb = SCALE[i].map((c, k) => Math.round(c + f * (SCALE[i + 1][k] - c)));
+  return `rgb(${rgb.join(", ")})`;
+}
+
+function renderHeatmap(langs) {
+  const b = bench();
+  const models = sortedModels(langs);
+  const values = models.flatMap((m) => langs.map((l) => (m.scores[state.bench] || {})[l.code]))
+    .filter((v) => v !== null && v !== undefined);
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const better = (v) => {
+    const t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+    return b && !b.higher_is_better ? 1 - t : t;
+  };
+  const head = el("tr", {}, el("th", { class: "name" }, "Model"),
+    ...langs.map((l) => el("th", { title: `${l.name} (${l.family}, ${l.resource})` },
+      el("span", { lang: l.bcp47 }, l.code))));
+  const rows = models.map((model) => {
+    const scores = model.scores[state.bench] || {};
+    const missing = new Map(model.missing.filter((m) => m.lang).map((m) => [m.lang, m.reason]));
+    return el("tr", { "data-model": model.id },
+      el("th", { class: "name" }, el("a", { href: `#model=${encodeURIComponent(model.id)}` }, model.name)),
+      ...langs.map((l) => {
+        const v = scores[l.code];
+        if (v === null || v === undefined) {
+          return el("td", { class: "cell missing", "data-lang": l.code,
+                            title: `${model.name} · ${l.name}: ${missing.get(l.code) || "not scored"}` });
+        }
+        const cell = el("td", { class: "cell", "data-lang": l.code,
+                                title: `${model.name} · ${l.name}: ${b.metric} ${fmt(v)}` });
+        cell.style.backgroundColor = colour(better(v));  // CSSOM, allowed by the CSP
+        return cell;
+      }));
+  });
+  document.querySelector("#heatmap thead").replaceChildren(head);
+  document.querySelector("#heatmap tbody").replaceChildren(...rows);
+  const legend = document.getElementById("legend");
+  legend.replaceChildren(values.length
+    ? `${b.metric}: ${fmt(b.higher_is_better ? lo : hi)} (worst shown) → ${fmt(b.higher_is_better ? hi : lo)} (best shown); hatched: not scored`
+    : "no score in the shown languages");
+}
+
+// What is shown (benchmark, languages, order) as the long CSV of leaderboard.csv, or as JSON.
+function shownRows() {
+  const b = bench(), langs = visibleLangs();
+  return sortedModels(langs).flatMap((m) => langs.map((l) => ({
+    model: m.name, model_id: m.id, benchmark: b.name, metric: b.metric, lang: l.code,
+    value: (m.scores[state.bench] || {})[l.code] ?? null })));
+}
+
+function csvCell(value) {
+  const text = value === null ? "" : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function download(anchor, kind) {
+  const rows = shownRows();
+  const text = kind === "csv"
+    ? [Object.keys(rows[0] || { model: 0 }).join(","),
+       ...rows.map((r) => Object.values(r).map(csvCell).join(","))].join("\n") + "\n"
+    : JSON.stringify({ benchmark: bench(), languages: visibleLangs().map((l) => l.code), rows }, null, 1);
+  if (anchor.href.startsWith("blob:")) URL.revokeObjectURL(anchor.href);
+  anchor.href = URL.createObjectURL(new Blob([text], { type: kind === "csv" ? "text/csv" : "application/json" }));
+  anchor.download = `leaderboard-${state.bench}-${state.filter.replace(/[^\w-]+/g, "_")}.${kind}`;
+}
+
+function setView(view) {
+  state.view = view;
+  for (const name of ["table", "heatmap"]) {
+    document.getElementById(`view-${name}`).setAttribute("aria-pressed", String(name === view));
+  }
+  document.getElementById("table-view").hidden = view !== "table";
+  document.getElementById("heatmap-view").hidden = view !== "heatmap";
 }
 
 function sortBy(key) {
@@ -154,6 +237,13 @@ function setupControls() {
   }
   langSelect.append(single);
   langSelect.addEventListener("change", () => { state.filter = langSelect.value; renderTable(); });
+  for (const name of ["table", "heatmap"]) {
+    document.getElementById(`view-${name}`).addEventListener("click", () => setView(name));
+  }
+  for (const kind of ["csv", "json"]) {
+    const anchor = document.getElementById(`shown-${kind}`);
+    anchor.addEventListener("click", () => download(anchor, kind));
+  }
 
   if (DATA.rejected.length) {
     const box = document.getElementById("rejected");
@@ -168,9 +258,19 @@ function table(header, rows) {
     el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c))))));
 }
 
+function licenceFact(licence) {
+  if (!licence) return "not recorded (not added with `bloomkit leaderboard submit`)";
+  return el("span", {}, licence.name, " ",
+    licence.rail ? el("span", { class: "badge rail", title: "Responsible AI Licence: its use-based restrictions apply to every use and derivative" }, "RAIL") : null,
+    el("span", { class: "source" }, ` (from ${licence.source})`));
+}
+
 function renderDetail(model) {
   const p = model.provenance;
   const facts = [
+    ["Licence", licenceFact(model.licence)],
+    ["Data card", model.data_card ? el("a", { href: model.data_card, class: "data-card" }, "training data card")
+                                  : "none recorded"],
     ["Model path", p.model_path], ["Suite", model.suite ?? "—"],
     ["Results file", el("a", { href: model.file }, model.source)],
     ["content_sha256", el("code", {}, model.content_sha256)],
@@ -196,6 +296,7 @@ function renderDetail(model) {
   detail.replaceChildren(
     el("p", {}, el("a", { href: "#" }, "← back to the ranking")),
     el("h2", { class: "model-name" }, model.name),
+    model.model_card ? el("p", { class: "model-card" }, model.model_card) : null,
     el("dl", {}, ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
     el("h3", {}, "Reproduce"), el("pre", { class: "reproduce" }, p.reproduce),
     el("h3", {}, "Groups (macro mean)"),
