@@ -24,18 +24,53 @@ def run_command(
     config: Annotated[Path, typer.Argument(help="Corpus pipeline config (YAML).")],
     run_dir: RunDirOption = Path("runs/data"),
     overrides: SetOption = None,
+    task: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            envvar="BLOOMKIT_TASK_ID",
+            help="Run only the shards whose index is TASK mod --tasks, then stop (no dedup).",
+        ),
+    ] = None,
+    tasks: Annotated[
+        int | None,
+        typer.Option(min=1, envvar="BLOOMKIT_NUM_TASKS", help="Number of shard tasks."),
+    ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge", help="Dedup and report only, once every shard has finished (no shard)."
+        ),
+    ] = False,
 ) -> None:
-    """Read → normalise → opt-out → LID → quality → PII → dedup → corpus, data card."""
+    """Read → normalise → opt-out → LID → quality → PII → dedup → corpus, data card.
+
+    Split over a job array: `--task I --tasks N` for each I, then `--merge` once (the Slurm
+    `data` stage does this; array tasks take I and N from BLOOMKIT_TASK_ID/BLOOMKIT_NUM_TASKS).
+    """
     from bloomkit.console import summary_table
     from bloomkit.data_tooling.pipeline.accounting import AccountingError
     from bloomkit.data_tooling.pipeline.config import DataRunConfig
-    from bloomkit.data_tooling.pipeline.executor import ErrorBudgetExceeded
-    from bloomkit.data_tooling.pipeline.run import run_corpus
+    from bloomkit.data_tooling.pipeline.executor import ErrorBudgetExceeded, ShardsMissing
+    from bloomkit.data_tooling.pipeline.run import run_corpus, run_shard_task
 
+    if (task is None) != (tasks is None) or (task is not None and merge):
+        typer.echo("error: give --task and --tasks together, and without --merge", err=True)
+        raise typer.Exit(2)
     cfg = config_or_exit(DataRunConfig, config, overrides)
+    errors = (ErrorBudgetExceeded, ShardsMissing, AccountingError, FileNotFoundError, KeyError,
+              ValueError)  # fmt: skip
     try:
-        summary = run_corpus(cfg, open_run(run_dir, "data run", cfg))
-    except (ErrorBudgetExceeded, AccountingError, FileNotFoundError, KeyError, ValueError) as err:
+        run = open_run(run_dir, "data run", cfg)
+        if task is not None and tasks is not None:
+            part = run_shard_task(cfg, run, task, tasks)
+            typer.echo(
+                f"task {part['task']} of {part['tasks']}: {len(part['shards'])} shard(s) "
+                f"{part['shards']} finished, {part['documents']:,} documents read"
+            )
+            return
+        summary = run_corpus(cfg, run, merge=merge)
+    except errors as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
     summary_table(f"bloomkit data run — {run_dir}", summary["rows"])

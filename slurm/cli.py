@@ -31,7 +31,7 @@ def _fail(problems: list[str]) -> typer.Exit:
 @app.command()
 def submit(
     stage: Annotated[
-        str, typer.Argument(help="pretrain, finetune, tokenize, eval, probe, probe-array.")
+        str, typer.Argument(help="data, tokenize, pretrain, finetune, eval, probe, probe-array.")
     ],
     config: Annotated[Path | None, typer.Argument(help="The stage's config (YAML).")] = None,
     profile: Annotated[

@@ -9,10 +9,17 @@ Three launch kinds:
               ``BLOOMKIT_TASK_ID`` (0-based) and ``BLOOMKIT_NUM_TASKS``.
 ``single``    one process on one node (tokenization, evaluation).
 
+An array stage may also have a ``merge_argv``: one more job, submitted with the array and
+started after every task of it has ended (``--dependency=afterany``), runs that command once
+(the corpus pipeline's dedup and report). The command itself refuses to go on while any task's
+work is missing, so a failed task makes the merge job fail too; ``bloomkit slurm resubmit RUN
+--failed`` then reruns the failed tasks alone and a new merge job after them.
+
 When is a run done? A job marks it done (``RUN/slurm/done/run``, or ``done/task-N`` for an
-array task) when the stage command exits 0, no USR1 reached the job, and, for a stage with a
-``finished_file``, the stage wrote that file: pretraining exits 0 after saving when it stops
-early (signal, ``checkpoint.exit_duration_minutes``, ``checkpoint.exit_interval``) and writes
+array task; the merge job of a stage that has one marks ``done/run``) when the stage command
+exits 0, no USR1 reached the job, and, for a stage with a ``finished_file``, the stage wrote
+that file: pretraining exits 0 after saving when it stops early (signal,
+``checkpoint.exit_duration_minutes``, ``checkpoint.exit_interval``) and writes
 ``RUN/finished.json`` after its last step. Only stages that resume where they stopped can be
 chained (``--chain K``): pretraining, and the stateless probe.
 """
@@ -46,6 +53,23 @@ class Stage:
     to lose): only such stages can be chained."""
     finished_file: str | None = None
     """File (in the run directory) the stage writes once the whole run is done."""
+    merge_argv: tuple[str, ...] | None = None
+    """Array stages only: the command of one job that runs after every array task ended."""
+
+    def __post_init__(self) -> None:
+        if self.merge_argv is not None and self.launch != "array":
+            raise ValueError(f"stage {self.name}: merge_argv needs launch 'array'")
+
+    def merge_stage(self) -> Stage:
+        """The merge job as a ``single`` stage of its own (``STAGE-merge``)."""
+        assert self.merge_argv is not None, f"stage {self.name} has no merge job"
+        return Stage(
+            name=f"{self.name}-merge",
+            argv=self.merge_argv,
+            launch="single",
+            help=f"{self.name}: the job after every array task",
+            config_model=self.config_model,
+        )
 
     @property
     def needs_config(self) -> bool:
@@ -77,6 +101,14 @@ STAGES: dict[str, Stage] = {
             launch="torchrun",
             help="supervised finetuning, one torchrun per node",
             config_model="bloomkit.finetuning.sft:SFTConfig",
+        ),
+        Stage(
+            name="data",
+            argv=("bloomkit", "data", "run", "{config}", *_RUN),
+            launch="array",
+            help="corpus pipeline: shards split over array tasks, then one dedup/report job",
+            config_model="bloomkit.data_tooling.pipeline.config:DataRunConfig",
+            merge_argv=("bloomkit", "data", "run", "{config}", *_RUN, "--merge"),
         ),
         Stage(
             name="tokenize",

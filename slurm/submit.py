@@ -3,6 +3,7 @@
 Layout under the run directory::
 
     RUN/slurm/STAGE.sbatch   the rendered script (``sbatch`` it by hand to go on)
+    RUN/slurm/STAGE-merge.sbatch   an array stage's merge job, if it has one (``data``)
     RUN/slurm/config.yaml    the config the jobs read (a snapshot of CONFIG)
     RUN/slurm/submit.json    stage, profile, config digest, tasks, nodes, chain
     RUN/slurm/jobs.jsonl     one line per sbatch call: job id, what was submitted
@@ -13,6 +14,7 @@ Layout under the run directory::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -212,20 +214,38 @@ def prepare(request: Request) -> tuple[Job, dict[str, Any], BaseModel | None]:
         "chain": job.chain,
         "launch": stage.launch,
         "script": str(state_dir(run_dir) / f"{stage.name}.sbatch"),
+        "merge_script": str(state_dir(run_dir) / f"{stage.name}-merge.sbatch")
+        if stage.merge_argv
+        else None,
     }
     return job, record, config
+
+
+def _submit_merge(run_dir: Path, script: Path, after: list[str]) -> str:
+    """sbatch the merge job, to start once every job in ``after`` has ended (any state)."""
+    args = [f"--dependency=afterany:{':'.join(after)}"] if after else []
+    job_id = cluster.sbatch(script, *args)
+    _record_job(run_dir, job_id, "merge", None, script)
+    return job_id
 
 
 def submit(request: Request, *, dry_run: bool = False) -> Submission:
     """Render ``request``'s script; unless ``dry_run``, check the cluster and sbatch it."""
     job, record, config = prepare(request)
     script = Path(record["script"])
+    merge = Path(record["merge_script"]) if record["merge_script"] else None
     try:
-        text = render(job, script)
+        scripts = {script: render(job, script)}
+        if merge is not None:
+            merge_job = dataclasses.replace(job, stage=job.stage.merge_stage())
+            scripts[merge] = render(merge_job, merge)
     except ValueError as err:
         raise SubmitError(str(err)) from None
+    text = scripts[script]
     array = job.array_spec()
     if dry_run:
+        if merge is not None:
+            text += f"\n# ---- {merge}: sbatch --dependency=afterany:<array job>\n{scripts[merge]}"
         return Submission(script=script, text=text, array=array)
     cluster.command("sbatch")
     problems = cluster.check_request(job.profile, job.nodes, job.profile_name)
@@ -238,12 +258,15 @@ def submit(request: Request, *, dry_run: bool = False) -> Submission:
     (state / "done").mkdir(exist_ok=True)
     if request.config is not None:
         shutil.copyfile(request.config, state / "config.yaml")
-    atomic_write_text(script, text)
-    script.chmod(0o755)
+    for path, body in scripts.items():
+        atomic_write_text(path, body)
+        path.chmod(0o755)
     atomic_write_json(state / "submit.json", record)
-    job_id = cluster.sbatch(script)
-    _record_job(job.run_dir, job_id, "submit", array, script)
-    return Submission(script=script, text=text, job_ids=[job_id], array=array)
+    job_ids = [cluster.sbatch(script)]
+    _record_job(job.run_dir, job_ids[0], "submit", array, script)
+    if merge is not None:
+        job_ids.append(_submit_merge(job.run_dir, merge, after=job_ids[:1]))
+    return Submission(script=script, text=text, job_ids=job_ids, array=array)
 
 
 def unfinished_tasks(run_dir: Path) -> list[int]:
@@ -251,7 +274,7 @@ def unfinished_tasks(run_dir: Path) -> list[int]:
     record = json.loads((state_dir(run_dir) / "submit.json").read_text(encoding="utf-8"))
     done = state_dir(run_dir) / "done"
     queued = cluster.queued([r["job_id"] for r in job_records(run_dir)])
-    active = {int(key.split("_")[1]) for key in queued if key.split("_")[-1].isdigit()}
+    active = {int(task) for key in queued for _, _, task in [key.partition("_")] if task.isdigit()}
     return [
         task
         for task in range(record["tasks"])
@@ -262,6 +285,8 @@ def unfinished_tasks(run_dir: Path) -> list[int]:
 def resubmit(run_dir: Path, *, failed: bool = True) -> Submission | None:
     """Submit the run's script again: only its unfinished array tasks when ``failed``.
 
+    A stage with a merge job also gets a new one, after the resubmitted tasks and every job of
+    the run still queued, unless the run is done or nothing was resubmitted and one is queued.
     Returns None when there is nothing left to run.
     """
     run_dir = run_dir.resolve()
@@ -270,18 +295,38 @@ def resubmit(run_dir: Path, *, failed: bool = True) -> Submission | None:
         raise SubmitError(f"{run_dir} has no {submit_json.name}: submit it first")
     record = json.loads(submit_json.read_text(encoding="utf-8"))
     script = Path(record["script"])
+    merge = Path(record["merge_script"]) if record.get("merge_script") else None
     cluster.command("sbatch")
+    done = (state_dir(run_dir) / "done" / "run").exists()
     args: list[str] = []
+    run_script = True
     if record["launch"] == "array" and failed:
         tasks = unfinished_tasks(run_dir)
-        if not tasks:
-            return None
-        args.append(f"--array={','.join(map(str, tasks))}")
+        run_script = bool(tasks)
+        args = [f"--array={','.join(map(str, tasks))}"] if tasks else []
     else:
-        if (state_dir(run_dir) / "done" / "run").exists():
+        if done:
             return None
         _refuse_if_queued(run_dir)
-    job_id = cluster.sbatch(script, *args)
+    queued: dict[str, str] = {}
+    if done:
+        merge = None
+    elif merge is not None:
+        records = job_records(run_dir)
+        queued = cluster.queued([r["job_id"] for r in records])
+        merges = {r["job_id"] for r in records if r["kind"] == "merge"}
+        if not run_script and any(key in merges for key in queued):
+            merge = None  # nothing to rerun and a merge job is still waiting
+    if not run_script and merge is None:
+        return None
+    job_ids = []
     array = args[0].removeprefix("--array=") if args else None
-    _record_job(run_dir, job_id, "resubmit", array, script)
-    return Submission(script=script, text=script.read_text(), job_ids=[job_id], array=array)
+    if run_script:
+        job_ids.append(cluster.sbatch(script, *args))
+        _record_job(run_dir, job_ids[0], "resubmit", array, script)
+    if merge is not None:
+        after = sorted({*job_ids, *(key.partition("_")[0] for key in queued)})
+        job_ids.append(_submit_merge(run_dir, merge, after))
+    shown = script if run_script else merge
+    assert shown is not None
+    return Submission(script=shown, text=shown.read_text(), job_ids=job_ids, array=array)

@@ -16,6 +16,11 @@ interrupted task and is removed and redone. Shard outputs depend only on the con
 input, and the dedup stage reads the kept shards in shard order, so a run killed at any point
 and started again writes a corpus byte-identical to an uninterrupted run, whatever the
 number of workers.
+
+The shard stage can also be split across processes that share the run directory, such as the
+tasks of a Slurm job array: task ``I`` of ``N`` runs the shards whose index is ``I`` mod ``N``
+(:func:`task_shards`), and the dedup stage, run once they have all ended, refuses to start
+while any shard lacks its ``stats.json`` (:func:`finished_shards`).
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ EXAMPLES = 20
 
 class ErrorBudgetExceeded(RuntimeError):
     """More documents were quarantined than ``executor.error_budget`` allows."""
+
+
+class ShardsMissing(RuntimeError):
+    """The dedup stage was asked for while some shards have not finished."""
 
 
 @dataclass(frozen=True)
@@ -98,13 +107,22 @@ def plan_shards(config: DataRunConfig, catalogue: Catalogue, run_path: Path) -> 
         "shards": [{"index": t.index, "path": t.path, "source": t.input.source} for t in tasks],
     }
     plan_path = run_path / "shards" / "plan.json"
-    if plan_path.exists() and json.loads(plan_path.read_text(encoding="utf-8")) != plan:
+    if not plan_path.exists():
+        atomic_write_json(plan_path, plan)
+    elif json.loads(plan_path.read_text(encoding="utf-8")) != plan:
         raise ValueError(
             f"{plan_path}: this run directory holds shards of a different config or input "
             "list; use a new --run-dir (or delete its shards/, corpus/ and dedup/ folders)"
         )
-    atomic_write_json(plan_path, plan)
     return tasks
+
+
+def task_shards(tasks: list[ShardTask], task: int, num_tasks: int) -> list[ShardTask]:
+    """The shards of task ``task`` of ``num_tasks``: those whose index is ``task`` mod
+    ``num_tasks`` (every shard belongs to exactly one task; a task may have none)."""
+    if not 0 <= task < num_tasks:
+        raise ValueError(f"--task {task}: must be 0 … {num_tasks - 1} for --tasks {num_tasks}")
+    return [t for t in tasks if t.index % num_tasks == task]
 
 
 # --------------------------------------------------------------------------- one shard
@@ -214,16 +232,35 @@ def _check_budget(done: dict[int, dict[str, Any]], budget: int | None) -> None:
         )
 
 
-def run_shards(tasks: list[ShardTask], workers: int, budget: int | None) -> list[dict[str, Any]]:
-    """Run every shard without a done marker; return all shards' stats in shard order."""
-    done: dict[int, dict[str, Any]] = {}
-    todo = []
+def finished_shards(tasks: list[ShardTask]) -> dict[int, dict[str, Any]]:
+    """``{index: stats}`` of the shards among ``tasks`` that have their done marker."""
+    done = {}
     for task in tasks:
         marker = task.folder / DONE
         if marker.exists():
             done[task.index] = json.loads(marker.read_text(encoding="utf-8"))
-        else:
-            todo.append(task)
+    return done
+
+
+def require_finished(tasks: list[ShardTask], budget: int | None) -> list[dict[str, Any]]:
+    """All shards' stats in shard order; raise :class:`ShardsMissing` if any is unfinished."""
+    done = finished_shards(tasks)
+    missing = [t for t in tasks if t.index not in done]
+    if missing:
+        names = ", ".join(f"{t.name} ({t.path})" for t in missing[:5])
+        raise ShardsMissing(
+            f"{len(missing)} of {len(tasks)} shard(s) have no {DONE} yet: {names}"
+            f"{' …' if len(missing) > 5 else ''}. Run their tasks again (under Slurm: "
+            "`bloomkit slurm resubmit RUN --failed`), or run without --merge to do them here."
+        )
+    _check_budget(done, budget)
+    return [done[task.index] for task in tasks]
+
+
+def run_shards(tasks: list[ShardTask], workers: int, budget: int | None) -> list[dict[str, Any]]:
+    """Run every shard without a done marker; return all shards' stats in shard order."""
+    done = finished_shards(tasks)
+    todo = [task for task in tasks if task.index not in done]
     _check_budget(done, budget)
     with ExitStack() as stack:
         if workers == 1 or len(todo) <= 1:

@@ -3,6 +3,9 @@
 Shards (in parallel, resumable) → dedup across shards → accounting checked → report. Every
 stage leaves a done marker, so running the same command again after a crash (even
 ``kill -9``) finishes the run and writes the same corpus bytes.
+
+Split across processes (a Slurm job array): ``run_shard_task`` runs one task's share of the
+shards, then ``run_corpus(…, merge=True)`` does the rest once every shard has finished.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from bloomkit.data_tooling.pipeline.executor import (
     dedup_steps,
     merged_steps,
     plan_shards,
+    require_finished,
     run_shards,
+    task_shards,
 )
 from bloomkit.data_tooling.pipeline.report import RunReport, summary_rows, write_report
 from bloomkit.data_tooling.pipeline.writers import read_shard
@@ -42,19 +47,43 @@ def _optout_proof(config: DataRunConfig, run: RunDir, report: RunReport) -> None
         )
 
 
-def run_corpus(config: DataRunConfig, run: RunDir) -> dict[str, Any]:
+def run_shard_task(config: DataRunConfig, run: RunDir, task: int, num_tasks: int) -> dict[str, Any]:
+    """Run the unfinished shards of task ``task`` of ``num_tasks`` (index mod ``num_tasks``).
+
+    Returns ``{"task", "tasks", "shards": [indexes], "documents": read in those shards}``.
+    """
+    planned = plan_shards(config, load_catalogue(config.catalogue), run.path)
+    tasks = task_shards(planned, task, num_tasks)
+    log.info("data run: task %d of %d, %d input shard(s)", task, num_tasks, len(tasks))
+    stats = run_shards(tasks, config.executor.workers, config.executor.error_budget)
+    ledgers = (Ledger.from_json(s["ledger"]) for s in stats)
+    return {
+        "task": task,
+        "tasks": num_tasks,
+        "shards": [t.index for t in tasks],
+        "documents": sum(sum(ledger.total("read").values()) for ledger in ledgers),
+    }
+
+
+def run_corpus(config: DataRunConfig, run: RunDir, *, merge: bool = False) -> dict[str, Any]:
     """Run (or finish) the corpus pipeline of ``config`` in ``run``; return its summary.
 
     Writes ``shards/``, ``dedup/``, ``corpus/`` (the final shards) and ``report/``
     (``accounting.json``, ``data_card.md``, ``languages.png``, ``removals.png``).
+    With ``merge``, runs no shard and raises ``ShardsMissing`` unless every shard finished.
     Raises ``AccountingError`` when counts do not add up and ``ErrorBudgetExceeded`` when
     more documents were quarantined than ``executor.error_budget`` allows.
     """
     start = time.perf_counter()
     catalogue = load_catalogue(config.catalogue)
     tasks = plan_shards(config, catalogue, run.path)
-    log.info("data run: %d input shard(s), %d worker(s)", len(tasks), config.executor.workers)
-    shard_stats = run_shards(tasks, config.executor.workers, config.executor.error_budget)
+    budget = config.executor.error_budget
+    if merge:
+        log.info("data run: dedup and report over %d input shard(s)", len(tasks))
+        shard_stats = require_finished(tasks, budget)
+    else:
+        log.info("data run: %d input shard(s), %d worker(s)", len(tasks), config.executor.workers)
+        shard_stats = run_shards(tasks, config.executor.workers, budget)
     dedup = dedup_stage(tasks, config, run.path)
 
     ledger = sum((Ledger.from_json(s["ledger"]) for s in [*shard_stats, dedup]), Ledger())

@@ -131,3 +131,15 @@ def test_kill_switch_and_time_limit_stop_cleanly(token_prefix, tmp_path):
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step-1"
     with pytest.raises(CheckpointError, match="not a checkpoint folder"):
         read_meta(tmp_path / "checkpoints" / "step-9")
+
+
+def test_tp2_pp2_stop_and_resume_is_bit_exact(token_prefix, tmp_path):
+    """4 processes (TP2 × PP2): N steps, stop, resume, N more == 2N straight, to the bit."""
+    layout = {"tensor_parallel": 2, "pipeline_parallel": 2}
+    reference = run(config(token_prefix, **layout), tmp_path / "straight")
+    stop = config(token_prefix, checkpoint={"exit_interval": STEPS // 2}, **layout)
+    first = run(stop, tmp_path / "resumed")
+    assert first["steps"] == STEPS // 2 and first["stopped"] == "exit interval 2"
+    second = run(stop, tmp_path / "resumed")
+    assert second["resumed_from"] == 2 and second["layout"] == "tp2×pp2×dp1"
+    assert second["losses"] == reference["losses"]

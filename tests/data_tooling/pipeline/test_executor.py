@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 import zstandard
+from typer.testing import CliRunner
 
-from bloomkit.data_tooling.pipeline.executor import ErrorBudgetExceeded
-from bloomkit.data_tooling.pipeline.run import run_corpus
+from bloomkit.data_tooling.cli import app as data_app
+from bloomkit.data_tooling.pipeline.executor import ErrorBudgetExceeded, ShardsMissing
+from bloomkit.data_tooling.pipeline.run import run_corpus, run_shard_task
 from bloomkit.data_tooling.pipeline.writers import read_shard
 from bloomkit.rundir import RunDir
 from tests.data_tooling.pipeline.corpus_fixtures import corpus_hashes, make_config, small_inputs
@@ -143,3 +145,32 @@ def test_error_budget_stops_the_run_with_a_clear_message(tmp_path):
     assert "executor.error_budget 2" in message
     assert "bad.jsonl:2: line: expected a JSON object" in message
     assert not (tmp_path / "run" / "corpus").exists()
+
+
+def test_shard_tasks_then_merge_equal_one_run(tmp_path, inputs):
+    config = make_config(inputs)
+    run_corpus(config, RunDir(tmp_path / "one", "test", config))
+    run = RunDir(tmp_path / "split", "test", config)
+    first = run_shard_task(config, run, 1, 2)
+    assert first["shards"] == [1] and first["documents"] == 6 * 4
+    with pytest.raises(ShardsMissing, match=r"2 of 3 shard\(s\) have no stats.json yet: 00000"):
+        run_corpus(config, run, merge=True)
+    assert not (run.path / "corpus").exists() and not (run.path / "shards/00000").exists()
+    assert run_shard_task(config, run, 0, 2)["shards"] == [0, 2]
+    finished = (run.path / "shards/00001/stats.json").stat().st_mtime_ns
+    assert run_shard_task(config, run, 1, 2)["shards"] == [1]  # resumed: nothing redone
+    assert (run.path / "shards/00001/stats.json").stat().st_mtime_ns == finished
+    summary = run_corpus(config, run, merge=True)
+    assert corpus_hashes(run.path) == corpus_hashes(tmp_path / "one")
+    assert summary["documents"] == 3 * 6 * 4 + 4
+    with pytest.raises(ValueError, match="--task 2: must be 0 … 1 for --tasks 2"):
+        run_shard_task(config, run, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "flags", [["--task", "0"], ["--tasks", "2"], ["--task", "0", "--tasks", "2", "--merge"]]
+)
+def test_task_flags_are_checked(tmp_path, flags):
+    result = CliRunner().invoke(data_app, ["run", str(tmp_path / "x.yaml"), *flags])
+    assert result.exit_code == 2
+    assert "give --task and --tasks together, and without --merge" in result.output
