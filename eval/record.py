@@ -54,6 +54,7 @@ def hardware() -> dict[str, Any]:
 
 def reproduce_command(
     *,
+    model: str = "hf",
     model_args: dict[str, Any],
     tasks: list[str],
     metadata: dict[str, Any],
@@ -63,9 +64,10 @@ def reproduce_command(
     device: str,
     seeds: dict[str, int],
 ) -> str:
-    """The plain ``lm_eval`` command line that computes the same numbers."""
+    """The plain ``lm_eval`` command line that computes the same numbers (``model``: lm-eval's
+    model name; ``bloomkit-megatron`` needs ``bloomkit.eval.models`` imported)."""
     args = [
-        "lm_eval", "run", "--model", "hf",
+        "lm_eval", "run", "--model", model,
         "--model_args", ",".join(f"{k}={v}" for k, v in model_args.items()),
         "--tasks", ",".join(tasks),
         "--include_path", str(TASKS_DIR),

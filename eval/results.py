@@ -82,6 +82,9 @@ class Provenance(_Record):
     bloomkit_version: str
     lm_eval_version: str | None
     packages: dict[str, str | None]
+    backend: Literal["hf", "endpoint", "megatron"] = "hf"
+    """What scored the model: a HF folder, an OpenAI-compatible endpoint (``model.path`` is
+    its URL) or a bloomkit checkpoint on megatron-core (``model.model_files`` hash it)."""
     model: ModelInfo
     task_configs: dict[str, str]
     """Task name -> sha256 of its YAML files (the task, its templates, the data loader)."""

@@ -1,4 +1,5 @@
-"""``bloomkit eval run``: score a Hugging Face model folder on bloomkit/lm-eval tasks.
+"""``bloomkit eval run``: score a model on bloomkit/lm-eval tasks: a Hugging Face folder, an
+OpenAI-compatible endpoint or a bloomkit checkpoint (``backend``, see :mod:`bloomkit.eval.models`).
 
 A thin layer over ``lm_eval.simple_evaluate`` with ``TaskManager(include_path=TASKS_DIR)``
 and the same arguments the ``lm_eval`` command passes, so both give identical numbers (the
@@ -14,15 +15,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from bloomkit.config import Section
 from bloomkit.console import library_bars, log, summary_table
-from bloomkit.eval import record
+from bloomkit.eval import models, record
 from bloomkit.eval.report import print_table
-from bloomkit.eval.results import EvalResults, Missing, Provenance, load, save
+from bloomkit.eval.results import EvalResults, Missing, ModelInfo, Provenance, load, save
 from bloomkit.eval.tasks import TASKS_DIR, Catalog, UnknownTaskError, catalog, config_sha256
 from bloomkit.rundir import RunDir, code_version, package_versions, sha256_file
 
@@ -33,8 +34,19 @@ LM_EVAL_SEEDS = {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234}
 class EvalConfig(Section):
     """What to score, on which data, how."""
 
-    model: Path
-    """A Hugging Face model folder (config, weights, tokenizer)."""
+    model: Path | None = None
+    """``hf``: a Hugging Face model folder (config, weights, tokenizer); ``megatron``: a bloomkit
+    checkpoint (a ``step-N`` folder or an imported one); ``endpoint``: not used."""
+    backend: Literal["hf", "endpoint", "megatron"] = "hf"
+    base_url: str | None = None
+    """``endpoint``: the server's OpenAI base URL, e.g. ``http://127.0.0.1:8000/v1``; it must
+    answer ``/completions`` with ``echo`` and ``logprobs`` (``bloomkit serve``, vLLM)."""
+    served_model: str | None = None
+    """``endpoint``: the ``model`` name sent with each request (null: none sent)."""
+    api_key_env: str | None = None
+    """``endpoint``: the environment variable holding the API key (the key is never recorded)."""
+    tokenizer: Path | None = None
+    """``endpoint`` and ``megatron``: the model's Hugging Face tokenizer folder (token counts)."""
     suite: str | None = "bloom46"
     """A group of tasks (``bloom46``, ``sib200``, ``sib200_5shot``, ``flores_bpb``)."""
     tasks: list[str] = Field(default_factory=list)
@@ -55,6 +67,13 @@ class EvalConfig(Section):
     def _something_to_score(self) -> EvalConfig:
         if not self.suite and not self.tasks:
             raise ValueError("nothing to score: give a suite or tasks")
+        needed = {
+            "hf": ["model"],
+            "megatron": ["model", "tokenizer"],
+            "endpoint": ["base_url", "tokenizer"],
+        }[self.backend]
+        if absent := [name for name in needed if getattr(self, name) is None]:
+            raise ValueError(f"backend {self.backend} needs {' and '.join(absent)}")
         return self
 
     @property
@@ -71,7 +90,7 @@ class EvalConfig(Section):
 
 
 class ModelLoadError(ValueError):
-    """A model folder lm-eval's ``hf`` backend cannot load."""
+    """A model (folder, checkpoint or endpoint) its backend cannot load."""
 
 
 @dataclass
@@ -149,22 +168,67 @@ def check_model_folder(folder: Path) -> None:
         raise ModelLoadError(f"{folder}: no config.json; expected a Hugging Face model folder")
 
 
+def check_model(config: EvalConfig) -> None:
+    """Fail fast on what the backend cannot read: the model folder, checkpoint or tokenizer."""
+    if config.backend == "hf":
+        check_model_folder(config.model)
+        return
+    if config.backend == "megatron" and not (config.model / "bloomkit.json").is_file():
+        raise ModelLoadError(f"{config.model}: no bloomkit.json; expected a bloomkit checkpoint")
+    if not config.tokenizer.is_dir():
+        raise ModelLoadError(f"{config.tokenizer}: tokenizer folder not found")
+
+
+def model_args(config: EvalConfig) -> dict[str, Any]:
+    """The backend's lm-eval model arguments (absolute paths), as the reproduce command has them."""
+    if config.backend == "endpoint":
+        return models.endpoint_args(
+            config.base_url, config.tokenizer.resolve(), config.served_model
+        )
+    if config.backend == "megatron":
+        return {
+            "checkpoint": str(config.model.resolve()),
+            "tokenizer": str(config.tokenizer.resolve()),
+        }
+    return {"pretrained": str(config.model.resolve())}
+
+
+LM_EVAL_MODELS = {"hf": "hf", "endpoint": "local-completions", "megatron": "bloomkit-megatron"}
+"""The lm-eval model name of each backend."""
+
+
 def load_model(config: EvalConfig) -> Any:
-    """lm-eval's ``hf`` model for the folder, or :class:`ModelLoadError` saying why not."""
-    folder = config.model
-    check_model_folder(folder)
+    """lm-eval's model for the backend, or :class:`ModelLoadError` saying why not."""
+    check_model(config)
     import lm_eval.api.registry
 
+    args = model_args(config)
+    where = config.base_url if config.backend == "endpoint" else config.model
     try:
-        return lm_eval.api.registry.get_model("hf").create_from_arg_obj(
-            {"pretrained": str(folder)},
+        if config.backend == "endpoint":
+            return models.endpoint_lm(args, config.api_key_env, config.batch_size)
+        return lm_eval.api.registry.get_model(LM_EVAL_MODELS[config.backend]).create_from_arg_obj(
+            args,
             {"batch_size": config.batch_size, "max_batch_size": None, "device": config.device},
         )
-    except Exception as err:  # any failure inside transformers is a model that does not load
+    except Exception as err:  # any failure inside the backend is a model that does not load
         raise ModelLoadError(
-            f"{folder}: the model does not load with lm-eval's hf backend: "
-            f"{type(err).__name__}: {err}"
+            f"{where}: the model does not load with lm-eval's {LM_EVAL_MODELS[config.backend]} "
+            f"backend: {type(err).__name__}: {err}"
         ) from err
+
+
+def _model_info(config: EvalConfig) -> ModelInfo:
+    """File hashes of what was scored: the HF folder, or the checkpoint (every file, its
+    ``bloomkit.json`` with the sha256 of each shard included) and the tokenizer; for an
+    endpoint its URL stands for the model."""
+    if config.backend == "hf":
+        return record.model_info(config.model.resolve())
+    tokenizer_files = record.model_info(config.tokenizer.resolve()).tokenizer_files
+    if config.backend == "endpoint":
+        return ModelInfo(path=config.base_url, model_files={}, tokenizer_files=tokenizer_files)
+    checkpoint = record.model_info(config.model.resolve())
+    return checkpoint.model_copy(update={"tokenizer_files": tokenizer_files})
 
 
 class _QuietCustomDataset(logging.Filter):
@@ -179,7 +243,7 @@ def evaluate(config: EvalConfig) -> EvalResults:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    check_model_folder(config.model)
+    check_model(config)
     cat = catalog()
     the_plan = plan(config, cat)
     for gap in the_plan.missing:
@@ -188,13 +252,12 @@ def evaluate(config: EvalConfig) -> EvalResults:
         raise FileNotFoundError(
             f"{config.resolved_data_dir}: no language has data for {', '.join(config.names)}"
         )
-    model_path = config.model.resolve()
-    model_args = {"pretrained": str(model_path)}
+    args = model_args(config)
     data_dir = config.resolved_data_dir
     task_meta = {"data_dir": str(data_dir), "split": config.split}
-    metadata = model_args | task_meta  # what the lm_eval command builds from its arguments
+    metadata = args | task_meta  # what the lm_eval command builds from its arguments
     seeds = LM_EVAL_SEEDS | {"fewshot": config.fewshot_seed}
-    lm = load_model(config.model_copy(update={"model": model_path}))
+    lm = load_model(config)
     manager = TaskManager(
         include_path=str(TASKS_DIR), include_defaults=the_plan.registry, metadata=metadata
     )
@@ -202,21 +265,25 @@ def evaluate(config: EvalConfig) -> EvalResults:
     logging.getLogger("lm_eval.api.task").addFilter(quiet)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     start = time.perf_counter()
-    output = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=the_plan.lm_eval_tasks,
-        num_fewshot=config.num_fewshot,
-        batch_size=config.batch_size,
-        device=config.device,
-        limit=config.limit,
-        log_samples=True,
-        task_manager=manager,
-        random_seed=seeds["random"],
-        numpy_random_seed=seeds["numpy"],
-        torch_random_seed=seeds["torch"],
-        fewshot_random_seed=seeds["fewshot"],
-        metadata=metadata,
-    )
+    try:
+        output = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=the_plan.lm_eval_tasks,
+            num_fewshot=config.num_fewshot,
+            batch_size=config.batch_size,
+            device=config.device,
+            limit=config.limit,
+            log_samples=True,
+            task_manager=manager,
+            random_seed=seeds["random"],
+            numpy_random_seed=seeds["numpy"],
+            torch_random_seed=seeds["torch"],
+            fewshot_random_seed=seeds["fewshot"],
+            metadata=metadata,
+        )
+    finally:
+        if isinstance(lm, models.MegatronLM):
+            lm.close()
     seconds = time.perf_counter() - start
     logging.getLogger("lm_eval.api.task").removeFilter(quiet)
     tasks = record.task_results(output, cat)
@@ -232,7 +299,8 @@ def evaluate(config: EvalConfig) -> EvalResults:
         bloomkit_version=code_version(),
         lm_eval_version=package_versions(["lm-eval"])["lm-eval"],
         packages=package_versions(),
-        model=record.model_info(model_path),
+        backend=config.backend,
+        model=_model_info(config),
         task_configs={n: t.config_sha256 for n, t in tasks.items() if t.config_sha256},
         data_dir=str(data_dir),
         data_files=dict(sorted(data_files.items())),
@@ -246,7 +314,8 @@ def evaluate(config: EvalConfig) -> EvalResults:
         started=started,
         seconds=round(seconds, 3),
         reproduce=record.reproduce_command(
-            model_args=model_args,
+            model=LM_EVAL_MODELS[config.backend],
+            model_args=args,
             tasks=the_plan.lm_eval_tasks,
             metadata=task_meta,
             limit=config.limit,
@@ -286,9 +355,9 @@ def run_eval(config: EvalConfig, run: RunDir) -> dict[str, Any]:
                 summary[f"{group.group}/{metric}"] = score.value
         return summary
 
-    check_model_folder(config.model)
+    check_model(config)
     plan(config)  # unknown names fail here, before the model and data are hashed
-    inputs = [config.model, config.resolved_data_dir]
+    inputs = [p for p in (config.model, config.tokenizer, config.resolved_data_dir) if p]
     summary = run.run_step(
         "eval", step, inputs=inputs, params=config.model_dump(mode="json"),
         outputs=["results.json"],

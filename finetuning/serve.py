@@ -2,9 +2,14 @@
 
 Endpoints: ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions`` (fields
 ``max_tokens``, ``stop``, ``temperature``, ``top_p``, ``seed``, ``n``, ``stream``) and
-``GET /health``. Errors use OpenAI's body ``{"error": {"message", "type", "param", "code"}}``.
+``GET /health``. Completions also take prompts as token ids and ``logprobs`` (0–5) and
+``echo``, answered in OpenAI's shape (``choices[].logprobs``: ``tokens``, ``token_logprobs``,
+``top_logprobs``, ``text_offset``, offsets into the choice's ``text``): with ``echo``,
+``max_tokens`` 1 and ``logprobs`` 1 this is how lm-eval's ``local-completions`` model scores
+log-likelihoods. Errors use OpenAI's body ``{"error": {"message", "type", "param", "code"}}``.
 Streams are server-sent events ending in ``data: [DONE]``. Fields it does not implement
-(``logprobs``, ``tools``, …) are refused with a 400 naming them, never silently ignored.
+(chat ``logprobs``, ``tools``, ``logprobs`` or ``echo`` in a stream, …) are refused with a 400
+naming them, never silently ignored.
 
 It is the local teacher of the tests and demos and the target of budget forcing; the clients
 that use it work the same against vLLM or a hosted API. Requests run one at a time (the model
@@ -39,6 +44,8 @@ from bloomkit.finetuning.textgen import Piece, Sampling, TextGenerator
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 """OpenAI's default ``max_tokens`` for ``/v1/completions`` (chat defaults to the limit)."""
+MAX_LOGPROBS = 5
+"""OpenAI's largest ``logprobs`` for ``/v1/completions``."""
 
 
 class ServeConfig(Section):
@@ -80,8 +87,16 @@ class _Request(BaseModel):
     user: str | None = None
 
 
+_TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
 class CompletionRequest(_Request):
-    prompt: str | list[str] = Field(min_length=1)
+    prompt: str | list[str] | _TokenIds | Annotated[list[_TokenIds], Field(min_length=1)] = Field(
+        min_length=1
+    )
+    """Text, texts, token ids or lists of token ids."""
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
+    echo: bool = False
 
 
 class _TextPart(BaseModel):
@@ -210,8 +225,17 @@ class _Server:
             max_tokens, req.temperature, req.top_p, req.n, [s for s in stop if s], req.seed
         )
 
-    def encode(self, prompt: str, special_tokens: bool = True) -> list[int]:
-        ids = self.generator.encode(prompt, special_tokens)
+    def encode(self, prompt: str | list[int], special_tokens: bool = True) -> list[int]:
+        """Token ids of a prompt (ids are checked against the vocabulary), within the limit."""
+        if isinstance(prompt, str):
+            ids = self.generator.encode(prompt, special_tokens)
+        else:
+            ids, vocab = prompt, len(self.generator.tokenizer)
+            if max(ids) >= vocab:
+                raise APIError(
+                    400, f"token id {max(ids)} is outside the vocabulary (size {vocab})",
+                    param="prompt",
+                )  # fmt: skip
         if len(ids) > self.config.max_prompt_tokens:
             raise APIError(
                 400,
@@ -243,10 +267,32 @@ class _Server:
         }
 
 
+def _logprobs_body(piece: Piece) -> dict[str, Any] | None:
+    """OpenAI's ``choices[].logprobs`` of a final piece; offsets count characters of tokens."""
+    if piece.logprobs is None:
+        return None
+    offsets, at = [], 0
+    for token in piece.logprobs.tokens:
+        offsets.append(at)
+        at += len(token)
+    return {
+        "tokens": piece.logprobs.tokens,
+        "token_logprobs": piece.logprobs.token_logprobs,
+        "top_logprobs": piece.logprobs.top_logprobs,
+        "text_offset": offsets,
+    }
+
+
 async def _answer(
-    server: _Server, req: _Request, prompts: list[list[int]], sampling: Sampling, chat: bool
+    server: _Server,
+    req: _Request,
+    prompts: list[list[int]],
+    sampling: Sampling,
+    chat: bool,
+    echoes: list[str] | None = None,
 ) -> Any:
-    """The JSON response, or the event stream, for validated prompts."""
+    """The JSON response, or the event stream, for validated prompts; ``echoes``: the prompt
+    texts that start each choice's text (completions with ``echo``)."""
     head = {
         "id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}",
         "object": "chat.completion" if chat else "text_completion",
@@ -256,6 +302,8 @@ async def _answer(
     total = len(prompts) * sampling.n
     if not req.stream:
         texts, finals = [""] * total, []
+        if echoes:
+            texts = [echoes[i // sampling.n] for i in range(total)]
         async for piece in server.pieces(prompts, sampling):
             texts[piece.index] += piece.text
             if piece.finish_reason:
@@ -266,7 +314,7 @@ async def _answer(
             body = (
                 {"message": {"role": "assistant", "content": text}}
                 if chat
-                else {"text": text, "logprobs": None}
+                else {"text": text, "logprobs": _logprobs_body(piece)}
             )
             choices.append({"index": piece.index, **body, "finish_reason": piece.finish_reason})
         return {**head, "choices": choices, "usage": server.usage(prompts, finals)}
@@ -344,9 +392,17 @@ def create_app(model_dir: Path | str, config: ServeConfig | None = None) -> Fast
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
         req = await server.read(request, CompletionRequest)
-        texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
+        single = isinstance(req.prompt, str) or isinstance(req.prompt[0], int)
+        texts = [req.prompt] if single else req.prompt
+        if req.stream and (req.logprobs is not None or req.echo):
+            param = "logprobs" if req.logprobs is not None else "echo"
+            raise APIError(400, f"{param} is not supported with stream", param=param)
         sampling = server.sampling(req, len(texts), COMPLETIONS_DEFAULT_MAX_TOKENS)
-        return await _answer(server, req, [server.encode(t) for t in texts], sampling, False)
+        sampling.logprobs, sampling.echo = req.logprobs, req.echo
+        prompts = [server.encode(t) for t in texts]
+        decode = server.generator.tokenizer.decode
+        echoes = [t if isinstance(t, str) else decode(t) for t in texts] if req.echo else None
+        return await _answer(server, req, prompts, sampling, False, echoes)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:

@@ -9,6 +9,11 @@ streamed pieces of a row always join to exactly the non-streamed text.
 Worked example (stop ``["\\n\\n"]``): the row decodes to ``"Blue.\\n"`` → ``"Blue."`` is sent and
 ``"\\n"`` held back; next step ``"Blue.\\n\\nRed"`` → the row finishes with ``"Blue."`` and
 ``finish_reason="stop"``, nothing more is sent.
+
+With ``Sampling.logprobs`` set, every sampled token (an EOS included, and tokens past a stop
+string) gets its log-probability under the raw (temperature 1) distribution and the
+``logprobs`` most likely alternatives; with ``echo`` the prompt's tokens come first, the first
+of them with no log-probability (nothing precedes it), as in OpenAI's completions API.
 """
 
 from __future__ import annotations
@@ -37,17 +42,33 @@ class Sampling:
     n: int = 1
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    logprobs: int | None = None
+    """Report token log-probabilities with this many top alternatives (None: none)."""
+    echo: bool = False
+    """With ``logprobs``: the prompt's tokens are reported too, before the sampled ones."""
+
+
+@dataclass(slots=True)
+class TokenLogprobs:
+    """Per token: its text, its log-probability (None for the first prompt token) and the most
+    likely tokens at its position (``{text: logprob}``, None for the first prompt token)."""
+
+    tokens: list[str] = field(default_factory=list)
+    token_logprobs: list[float | None] = field(default_factory=list)
+    top_logprobs: list[dict[str, float] | None] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Piece:
     """New final text of choice ``index``; its last piece carries ``finish_reason`` (``stop``
-    or ``length``) and ``completion_tokens``, the tokens sampled for it (an EOS included)."""
+    or ``length``), ``completion_tokens``, the tokens sampled for it (an EOS included), and
+    ``logprobs`` when they were asked for."""
 
     index: int
     text: str
     finish_reason: str | None = None
     completion_tokens: int = 0
+    logprobs: TokenLogprobs | None = None
 
 
 @dataclass(slots=True)
@@ -57,6 +78,7 @@ class _Row:
     sent: int = 0
     """Characters of the decoded text already handed out."""
     done: bool = False
+    logprobs: TokenLogprobs | None = None
 
 
 def _held_back(text: str, stops: list[str]) -> int:
@@ -134,9 +156,27 @@ class TextGenerator:
             rng.manual_seed(sampling.seed)
         rows = [_Row() for _ in range(sampling.n)]
         ids = torch.tensor([prompt_ids] * sampling.n, device=self.device)
-        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        scored = sampling.logprobs is not None
+        keep = 0 if scored and sampling.echo else 1  # 0: the logits of every position
+        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=keep)
+        if scored:
+            prompt = TokenLogprobs()
+            if sampling.echo:
+                prompt.tokens.append(self._token_text(prompt_ids[0]))
+                prompt.token_logprobs.append(None)
+                prompt.top_logprobs.append(None)
+                self._add_logprobs(prompt, out.logits[0, :-1], prompt_ids[1:], sampling.logprobs)
+            for row in rows:
+                row.logprobs = TokenLogprobs(
+                    [*prompt.tokens], [*prompt.token_logprobs], [*prompt.top_logprobs]
+                )
         for step in range(sampling.max_tokens):
             tokens = self._next_tokens(out.logits[:, -1], sampling, rng)
+            if scored:
+                for row, logits, token in zip(rows, out.logits[:, -1], tokens.tolist(),
+                                              strict=True):  # fmt: skip
+                    if not row.done:
+                        self._add_logprobs(row.logprobs, logits[None], [token], sampling.logprobs)
             last = step + 1 == sampling.max_tokens
             pieces = [
                 piece
@@ -149,6 +189,28 @@ class TextGenerator:
             out = self.model(
                 input_ids=tokens[:, None], cache=out.cache, use_cache=True, logits_to_keep=1
             )
+
+    def _token_text(self, token: int) -> str:
+        return self.tokenizer.decode([token])
+
+    def _add_logprobs(
+        self, into: TokenLogprobs, logits: torch.Tensor, tokens: list[int], top: int
+    ) -> None:
+        """Append ``tokens`` scored by ``logits`` (``[len(tokens), vocab]``, the logits that
+        predict each of them) with their ``top`` most likely alternatives."""
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        chosen = logprobs.gather(-1, torch.tensor(tokens, device=logits.device)[:, None])
+        best_values, best_ids = logprobs.topk(top, dim=-1)
+        for token, value, values, ids in zip(
+            tokens, chosen[:, 0].tolist(), best_values.tolist(), best_ids.tolist(), strict=True
+        ):
+            alternatives: dict[str, float] = {}
+            for other, other_value in zip(ids, values, strict=True):
+                # two ids may decode alike; the more likely (seen first) keeps the key
+                alternatives.setdefault(self._token_text(other), other_value)
+            into.tokens.append(self._token_text(token))
+            into.token_logprobs.append(value)
+            into.top_logprobs.append(alternatives)
 
     def _advance(
         self, index: int, row: _Row, token: int, sampling: Sampling, last: bool
@@ -175,6 +237,7 @@ class TextGenerator:
             row.done, end = True, len(text)
         if end <= row.sent and finish is None:
             return None
-        piece = Piece(index, text[row.sent : end], finish, row.sampled if finish else 0)
+        piece = Piece(index, text[row.sent : end], finish, row.sampled if finish else 0,
+                      row.logprobs if finish else None)  # fmt: skip
         row.sent = max(row.sent, end)
         return piece

@@ -185,6 +185,37 @@ def test_api_key_is_required(server, client):
         wrong.models.list()
 
 
+def test_echo_and_logprobs_score_the_prompt_like_the_model(http, tiny_bloom):
+    """What lm-eval's ``local-completions`` sends to score a continuation: token ids, echo,
+    ``max_tokens`` 1, ``logprobs`` 1; the prompt's log-probabilities are the model's own."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bloom)
+    ids = tokenizer.encode("Name three colours: red, green")
+    body = complete(http, prompt=[ids, ids[:3]], max_tokens=1, logprobs=2, echo=True,
+                    temperature=0)  # fmt: skip
+    first, second = body["choices"]
+    logprobs = first["logprobs"]
+    assert len(logprobs["tokens"]) == len(ids) + 1 == len(logprobs["text_offset"])
+    assert logprobs["token_logprobs"][0] is None and logprobs["top_logprobs"][0] is None
+    assert first["text"].startswith(tokenizer.decode(ids))
+    assert "".join(logprobs["tokens"][: len(ids)]) == tokenizer.decode(ids)
+    model = AutoModelForCausalLM.from_pretrained(tiny_bloom).eval()
+    with torch.no_grad():
+        expected = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1], -1)
+    want = expected.gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+    assert torch.allclose(torch.tensor(logprobs["token_logprobs"][1 : len(ids)]), want, atol=1e-5)
+    for top in logprobs["top_logprobs"][1:]:
+        assert len(top) <= 2
+    greedy = max(logprobs["top_logprobs"][-1].values())
+    assert logprobs["token_logprobs"][-1] == greedy  # temperature 0 samples the top token
+    assert second["logprobs"]["token_logprobs"][1:3] == logprobs["token_logprobs"][1:3]
+    plain = complete(http, prompt="Hi", max_tokens=3, logprobs=0)
+    (choice,) = plain["choices"]
+    assert len(choice["logprobs"]["tokens"]) == plain["usage"]["completion_tokens"]
+    assert all(top == {} for top in choice["logprobs"]["top_logprobs"])
+
+
 @pytest.mark.parametrize(
     ("body", "status", "param"),
     [
@@ -192,7 +223,9 @@ def test_api_key_is_required(server, client):
         ({"prompt": "x", "n": 5}, 400, "n"),
         ({"prompt": ["a", "b", "c"], "n": 2}, 400, "n"),  # 6 choices > max_n 4
         ({"prompt": "x", "stop": 3}, 400, "stop"),
-        ({"prompt": "x", "logprobs": 2}, 400, "logprobs"),
+        ({"prompt": "x", "logprobs": 6}, 400, "logprobs"),
+        ({"prompt": "x", "logprobs": 1, "stream": True}, 400, "logprobs"),
+        ({"prompt": [[5, 10**9]]}, 400, "prompt"),
         ({"prompt": "x", "temperature": 3}, 400, "temperature"),
         ({"prompt": "x", "model": "gpt-4"}, 404, "model"),
         ({"prompt": "x" * 5000}, 413, None),
