@@ -15,7 +15,6 @@ import math
 import time
 from importlib import resources
 
-import numpy as np
 import pytest
 import torch
 import typer
@@ -27,6 +26,7 @@ from typer.testing import CliRunner
 from bloomkit.config import load_config
 from bloomkit.finetuning.lora import BLOOM_LINEAR, LoRAConfig, lora_model
 from bloomkit.finetuning.lora_cli import lora_command
+from tests.finetuning.scoring import response_loss
 
 R, STEPS = 8, 12
 app = typer.Typer()  # one command: invoked as the app itself (mounted as `finetune lora`)
@@ -79,27 +79,6 @@ def test_only_the_adapters_train(lora_run, tiny_bloom, seeds):
         assert torch.equal(weight, merged[name]) != adapted, name  # the rest stayed frozen
 
 
-def _per_example_loss(model: BloomForCausalLM, split) -> float:
-    """Mean response loss of a packed split, each example run alone with no mask at all."""
-    arrays = {k: np.load(split / f"{k}.npy") for k in ("tokens", "labels", "loss_mask")}
-    segments = np.load(split / "segment_ids.npy")
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for r in range(segments.shape[0]):
-            for s in np.unique(segments[r]):
-                at = segments[r] == s
-                mask = torch.from_numpy(arrays["loss_mask"][r][at].astype(np.float32))
-                if mask.sum():
-                    ids = torch.from_numpy(arrays["tokens"][r][at][None].astype(np.int64))
-                    labels = torch.from_numpy(arrays["labels"][r][at].astype(np.int64))
-                    per_token = torch.nn.functional.cross_entropy(
-                        model(ids).logits[0], labels, reduction="none"
-                    )
-                    total += float((per_token * mask).sum())
-                    count += int(mask.sum())
-    return total / count
-
-
 def test_held_out_loss_falls_and_packing_isolates(lora_run):
     summary = lora_run["summary"]
     losses = summary["losses"]
@@ -110,7 +89,7 @@ def test_held_out_loss_falls_and_packing_isolates(lora_run):
     assert before == pytest.approx(math.log(512), abs=0.1)  # the random base: near uniform
     # the packed rows (4-D mask, ALiBi by key position) score as the examples run one by one
     merged = BloomForCausalLM.from_pretrained(lora_run["run"] / "hf").eval()
-    assert _per_example_loss(merged, lora_run["run"] / "sft" / "valid") == pytest.approx(
+    assert response_loss(merged, lora_run["run"] / "sft" / "valid") == pytest.approx(
         after, abs=1e-4
     )
 

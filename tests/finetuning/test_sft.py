@@ -12,9 +12,7 @@ import json
 import math
 import time
 
-import numpy as np
 import pytest
-import torch
 import yaml
 from transformers import AutoTokenizer, BloomForCausalLM
 from typer.testing import CliRunner
@@ -23,6 +21,7 @@ from bloomkit.cli import app
 from bloomkit.config import load_config
 from bloomkit.finetuning.sft import SFTConfig, resolve_model, resolve_tokenizer
 from bloomkit.pretraining.checkpoint import read_meta
+from tests.finetuning.scoring import response_loss
 
 STEPS = 10
 
@@ -84,28 +83,6 @@ def test_runs_on_the_trainer_from_the_imported_model(sft_run):
     assert set(data["per_language"]) == {"en", "fr", "es", "zhs", "ar", "hi", "sw"}
 
 
-def _masked_loss(model: BloomForCausalLM, split) -> float:
-    """Mean loss over the response tokens of the packed rows, each example run on its own."""
-    arrays = {k: np.load(split / f"{k}.npy") for k in ("tokens", "labels", "loss_mask")}
-    segments = np.load(split / "segment_ids.npy")
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for r in range(segments.shape[0]):
-            for s in np.unique(segments[r]):
-                at = segments[r] == s
-                mask = torch.from_numpy(arrays["loss_mask"][r][at].astype(np.float32))
-                if not mask.sum():
-                    continue  # padding
-                logits = model(torch.from_numpy(arrays["tokens"][r][at][None].astype(np.int64)))
-                labels = torch.from_numpy(arrays["labels"][r][at].astype(np.int64))
-                per_token = torch.nn.functional.cross_entropy(
-                    logits.logits[0], labels, reduction="none"
-                )
-                total += float((per_token * mask).sum())
-                count += int(mask.sum())
-    return total / count
-
-
 def test_export_loads_generates_and_beats_the_start_model(sft_run, tiny_bloom):
     run = sft_run["run"]
     hf = run / "hf"
@@ -116,8 +93,8 @@ def test_export_loads_generates_and_beats_the_start_model(sft_run, tiny_bloom):
     tuned = BloomForCausalLM.from_pretrained(hf).eval()
     start = BloomForCausalLM.from_pretrained(tiny_bloom).eval()
     before, after = (
-        _masked_loss(start, run / "sft" / "valid"),
-        _masked_loss(tuned, run / "sft" / "valid"),
+        response_loss(start, run / "sft" / "valid"),
+        response_loss(tuned, run / "sft" / "valid"),
     )
     print(f"held-out response loss: start model {before:.3f} → tuned {after:.3f}")
     assert after < before - 0.5
