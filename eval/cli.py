@@ -27,7 +27,18 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.command()
 def run(
-    model: Annotated[Path | None, typer.Option(help="Hugging Face model folder.")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="HF model folder, or a checkpoint with --backend megatron.")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="hf (default), megatron (a checkpoint) or endpoint.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible API root (…/v1) for --backend endpoint.")
+    ] = None,
+    tokenizer: Annotated[
+        Path | None, typer.Option(help="Tokenizer folder (endpoint and megatron backends).")
+    ] = None,
     suite: Annotated[str | None, typer.Option(help="Task group, e.g. bloom46.")] = None,
     tasks: Annotated[
         str | None, typer.Option(help="Comma-separated task/group names (bloomkit or lm-eval).")
@@ -47,7 +58,8 @@ def run(
     from bloomkit.eval.tasks import UnknownTaskError
 
     flags: dict[str, Any] = {
-        "model": model, "suite": suite, "limit": limit, "data_dir": data_dir,
+        "model": model, "backend": backend, "base_url": base_url, "tokenizer": tokenizer,
+        "suite": suite, "limit": limit, "data_dir": data_dir,
         "split": split, "num_fewshot": num_fewshot,
         "tasks": [t for t in tasks.split(",") if t] if tasks else None,
     }  # fmt: skip

@@ -87,3 +87,13 @@ def test_backends_say_what_they_need(tiny_bloom, tmp_path):
     with pytest.raises(ModelLoadError, match=r"no bloomkit\.json"):
         evaluate(EvalConfig(backend="megatron", model=tiny_bloom, tokenizer=tiny_bloom,
                             suite=None, tasks=["sib200_en"], limit=1))  # fmt: skip
+
+
+def test_cli_flags_choose_the_backend():
+    from typer.testing import CliRunner
+
+    from bloomkit.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "run", "--backend", "endpoint", "--limit", "1"])
+    assert result.exit_code == 2
+    assert "backend endpoint needs base_url and tokenizer" in result.output
