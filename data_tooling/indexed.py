@@ -161,8 +161,19 @@ def _shard_fingerprint(shard: Path, tokenizer_hash: str, config: TokenizeConfig)
 # --------------------------------------------------------------------------- the command
 
 
-def tokenize_corpus(config: TokenizeConfig, run: RunDir) -> dict[str, Any]:
-    """Tokenize ``config.inputs`` into ``RUN/datasets/`` and ``RUN/blend.json``; see module doc."""
+def tokenize_corpus(
+    config: TokenizeConfig,
+    run: RunDir,
+    *,
+    task: tuple[int, int] | None = None,
+    merge: bool = False,
+) -> dict[str, Any]:
+    """Tokenize ``config.inputs`` into ``RUN/datasets/`` and ``RUN/blend.json``; see module doc.
+
+    Over a job array: ``task=(i, n)`` encodes only the shards whose index is ``i`` mod ``n``
+    and stops before the merge; ``merge=True`` encodes nothing and merges, once every shard is
+    done (else :class:`ValueError` naming the missing ones).
+    """
     shards = find_shards(config.inputs)
     tokenizer = load_tokenizer(config.tokenizer, config.model_vocab_size)
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
@@ -176,8 +187,15 @@ def tokenize_corpus(config: TokenizeConfig, run: RunDir) -> dict[str, Any]:
         fingerprint = _shard_fingerprint(shard, tokenizer_hash, config)
         part = run / "partial" / f"{index:05d}-{safe_name(shard.name)}-{fingerprint}"
         partials.append(part)
-        if not (part / DONE).is_file():
+        mine = task is None or index % task[1] == task[0]
+        if mine and not (part / DONE).is_file():
             todo.append((shard, part))
+    if merge and todo:
+        missing = ", ".join(str(shard) for shard, _ in todo[:5])
+        raise ValueError(
+            f"{len(todo)} shard(s) not tokenized yet ({missing}); run their array tasks first "
+            "(`bloomkit slurm resubmit RUN --failed`) or tokenize without --merge"
+        )
     log.info("tokenizing %d shard(s), %d already done", len(todo), len(shards) - len(todo))
     init_args = (str(config.tokenizer), eod, config.group_by, np.dtype(dtype).name)
     if todo and config.workers > 1:
@@ -193,6 +211,14 @@ def tokenize_corpus(config: TokenizeConfig, run: RunDir) -> dict[str, Any]:
         for shard, part in progress(todo, "tokenize shards"):
             _write_shard(shard, part, map(_encode_chunk, _chunks(shard, config.batch_docs)), dtype)
     encode_seconds = time.perf_counter() - start
+    if task is not None:
+        return {
+            "task": task[0],
+            "tasks": task[1],
+            "shards": [i for i in range(len(shards)) if i % task[1] == task[0]],
+            "encoded": len(todo),
+            "encode_seconds": round(encode_seconds, 3),
+        }
     summary = run.run_step(
         "merge",
         lambda: merge_partials(partials, run, dtype, config.alpha),

@@ -113,9 +113,10 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="tokenize",
             argv=("bloomkit", "data", "tokenize", "{config}", *_RUN),
-            launch="single",
-            help="corpus shards to megatron-core .bin/.idx, one job",
+            launch="array",
+            help="corpus shards to megatron-core .bin/.idx over array tasks, then one merge job",
             config_model="bloomkit.data_tooling.indexed:TokenizeConfig",
+            merge_argv=("bloomkit", "data", "tokenize", "{config}", *_RUN, "--merge"),
         ),
         Stage(
             name="eval",

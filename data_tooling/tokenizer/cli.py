@@ -75,15 +75,43 @@ def tokenize_command(
     config: Annotated[Path, typer.Argument(help="Tokenize config (YAML).")],
     run_dir: RunDirOption = Path("runs/tokenize"),
     overrides: SetOption = None,
+    task: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            envvar="BLOOMKIT_TASK_ID",
+            help="Encode only the shards whose index is TASK mod --tasks, then stop (no merge).",
+        ),
+    ] = None,
+    tasks: Annotated[
+        int | None,
+        typer.Option(min=1, envvar="BLOOMKIT_NUM_TASKS", help="Number of shard tasks."),
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Merge only, once every shard is encoded.")
+    ] = False,
 ) -> None:
-    """Corpus shards → megatron-core .bin/.idx per language (or source) + blend.json."""
+    """Corpus shards → megatron-core .bin/.idx per language (or source) + blend.json.
+
+    Split over a job array: `--task I --tasks N` for each I, then `--merge` once (the Slurm
+    `tokenize` stage does this; array tasks take I and N from BLOOMKIT_TASK_ID/NUM_TASKS).
+    """
     from bloomkit.data_tooling.indexed import TokenizeConfig, tokenize_corpus
 
+    if (task is None) != (tasks is None) or (task is not None and merge):
+        typer.echo("error: give --task and --tasks together, and without --merge", err=True)
+        raise typer.Exit(2)
     cfg = config_or_exit(TokenizeConfig, config, overrides)
+    part = (task, tasks) if task is not None and tasks is not None else None
     try:
-        summary = tokenize_corpus(cfg, open_run(run_dir, "data tokenize", cfg))
+        summary = tokenize_corpus(
+            cfg, open_run(run_dir, "data tokenize", cfg), task=part, merge=merge
+        )
     except (ValueError, FileNotFoundError) as err:
         raise _fail(err) from None
+    if part is not None:
+        typer.echo(f"task {task} of {tasks}: shards {summary['shards']} encoded")
+        return
     rows = [
         {cfg.group_by: key, **{k: v for k, v in row.items() if k != "name"}}
         for key, row in sorted(summary["datasets"].items())

@@ -211,3 +211,21 @@ def test_cli_reports_bad_input_by_name(setup, tmp_path: Path) -> None:
                                       str(tmp_path / "run")])  # fmt: skip
     assert result.exit_code == 2
     assert f"error: {tmp_path / 'missing'}: not a tokenizer folder" in result.output
+
+
+def test_array_tasks_then_merge_equal_one_run(setup, tmp_path: Path) -> None:
+    root, _ = setup
+    whole = tmp_path / "whole"
+    tokenize_corpus(_config(root, workers=1), RunDir(whole, "t"))
+    split = RunDir(tmp_path / "split", "t")
+    first = tokenize_corpus(_config(root, workers=1), split, task=(0, 2))
+    assert first["shards"] == [0, 2] and not (split.path / "blend.json").exists()
+    with pytest.raises(ValueError, match=r"1 shard\(s\) not tokenized yet"):
+        tokenize_corpus(_config(root, workers=1), split, merge=True)
+    assert tokenize_corpus(_config(root, workers=1), split, task=(1, 2))["encoded"] == 1
+    tokenize_corpus(_config(root, workers=1), split, merge=True)
+    ours, theirs = _outputs(split.path), _outputs(whole)
+    assert ours.pop("blend").replace(b"/split/", b"/") == theirs.pop("blend").replace(
+        b"/whole/", b"/"
+    )
+    assert ours == theirs  # every .bin/.idx byte-identical

@@ -155,3 +155,11 @@ def test_cli_dry_run(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("#!/bin/bash\n#SBATCH --job-name=bk-probe-r\n")
     assert not (tmp_path / "r").exists()
+
+
+def test_tokenize_is_an_array_then_one_merge_job(tmp_path: Path) -> None:
+    text = dry(tmp_path, stage="tokenize", config=REPO / "configs" / "data" / "tokenize-demo.yaml",
+               tasks=3)  # fmt: skip
+    assert "#SBATCH --array=0-2" in text
+    assert "'data' 'tokenize'" in text or "data tokenize" in text
+    assert "--merge" in text
