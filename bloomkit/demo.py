@@ -67,6 +67,13 @@ def _export(checkpoint: str, out: Path, tokenizer: Path, data_card: Path) -> dic
     return {"model": str(out), "checkpoint": checkpoint}
 
 
+def _sft(config: SFTConfig, folder: Path) -> dict[str, Any]:
+    """Tune afresh: the stage reruns only when its start model or config changed, and a
+    finished SFT run directory would otherwise return its old result."""
+    shutil.rmtree(folder, ignore_errors=True)
+    return finetune_sft(config, RunDir(folder, "finetune sft", config))
+
+
 def _leaderboard(results: list[Path], folder: Path, site: Path) -> dict[str, Any]:
     """Submit the demo's results (validated, licence recorded) and build the site from them."""
     shutil.rmtree(folder, ignore_errors=True)  # this run's submissions only
@@ -126,7 +133,7 @@ def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
         ("export", lambda: _export(summaries["pretrain"]["checkpoint"], hf_model, tokenizer_dir,
                                    run / "data" / "report" / "data_card.md"),
          [run / "pretrain" / "checkpoints"], {}),
-        ("sft", lambda: finetune_sft(sft, RunDir(run / "sft", "finetune sft", sft)),
+        ("sft", lambda: _sft(sft, run / "sft"),
          [run / "pretrain" / "checkpoints", sample / "finetune"], sft.model_dump(mode="json")),
         ("eval", lambda: run_eval(evaluate, RunDir(run / "eval", "eval", evaluate)), [hf_model],
          evaluate.model_dump(mode="json")),
