@@ -21,6 +21,30 @@ SetOption = Annotated[
 RunDirOption = Annotated[
     Path, typer.Option("--run-dir", help="Run directory (created or resumed).")
 ]
+TaskOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        envvar="BLOOMKIT_TASK_ID",
+        help="Work only on the shards whose index is TASK mod --tasks, then stop (no merge).",
+    ),
+]
+"""A job-array task's share of the shards (Slurm array tasks set ``BLOOMKIT_TASK_ID``)."""
+TasksOption = Annotated[
+    int | None, typer.Option(min=1, envvar="BLOOMKIT_NUM_TASKS", help="Number of shard tasks.")
+]
+MergeOption = Annotated[
+    bool, typer.Option("--merge", help="Only the final merge, once every shard is done.")
+]
+
+
+def array_share(task: int | None, tasks: int | None, merge: bool) -> tuple[int, int] | None:
+    """``(task, tasks)`` of an array task, ``None`` for a whole run or a merge; exit 2 on a
+    combination that means nothing (one without the other, or with ``--merge``)."""
+    if (task is None) != (tasks is None) or (task is not None and merge):
+        typer.echo("error: give --task and --tasks together, and without --merge", err=True)
+        raise typer.Exit(2)
+    return (task, tasks) if task is not None and tasks is not None else None
 
 
 def config_or_exit(model: type[ModelT], path: Path, overrides: list[str] | None) -> ModelT:

@@ -5,7 +5,16 @@ from typing import Annotated
 
 import typer
 
-from bloomkit.commands import RunDirOption, SetOption, config_or_exit, open_run
+from bloomkit.commands import (
+    MergeOption,
+    RunDirOption,
+    SetOption,
+    TaskOption,
+    TasksOption,
+    array_share,
+    config_or_exit,
+    open_run,
+)
 from bloomkit.data_tooling.catalogue_cli import app as catalogue_app
 from bloomkit.data_tooling.tokenizer.cli import app as tokenizer_app
 from bloomkit.data_tooling.tokenizer.cli import tokenize_command
@@ -24,24 +33,9 @@ def run_command(
     config: Annotated[Path, typer.Argument(help="Corpus pipeline config (YAML).")],
     run_dir: RunDirOption = Path("runs/data"),
     overrides: SetOption = None,
-    task: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            envvar="BLOOMKIT_TASK_ID",
-            help="Run only the shards whose index is TASK mod --tasks, then stop (no dedup).",
-        ),
-    ] = None,
-    tasks: Annotated[
-        int | None,
-        typer.Option(min=1, envvar="BLOOMKIT_NUM_TASKS", help="Number of shard tasks."),
-    ] = None,
-    merge: Annotated[
-        bool,
-        typer.Option(
-            "--merge", help="Dedup and report only, once every shard has finished (no shard)."
-        ),
-    ] = False,
+    task: TaskOption = None,
+    tasks: TasksOption = None,
+    merge: MergeOption = False,
 ) -> None:
     """Read → normalise → opt-out → LID → quality → PII → dedup → corpus, data card.
 
@@ -54,16 +48,14 @@ def run_command(
     from bloomkit.data_tooling.pipeline.executor import ErrorBudgetExceeded, ShardsMissing
     from bloomkit.data_tooling.pipeline.run import run_corpus, run_shard_task
 
-    if (task is None) != (tasks is None) or (task is not None and merge):
-        typer.echo("error: give --task and --tasks together, and without --merge", err=True)
-        raise typer.Exit(2)
+    share = array_share(task, tasks, merge)
     cfg = config_or_exit(DataRunConfig, config, overrides)
     errors = (ErrorBudgetExceeded, ShardsMissing, AccountingError, FileNotFoundError, KeyError,
               ValueError)  # fmt: skip
     try:
         run = open_run(run_dir, "data run", cfg)
-        if task is not None and tasks is not None:
-            part = run_shard_task(cfg, run, task, tasks)
+        if share is not None:
+            part = run_shard_task(cfg, run, *share)
             typer.echo(
                 f"task {part['task']} of {part['tasks']}: {len(part['shards'])} shard(s) "
                 f"{part['shards']} finished, {part['documents']:,} documents read"

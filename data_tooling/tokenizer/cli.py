@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from bloomkit.commands import RunDirOption, SetOption, config_or_exit, open_run
+from bloomkit.commands import (
+    MergeOption,
+    RunDirOption,
+    SetOption,
+    TaskOption,
+    TasksOption,
+    array_share,
+    config_or_exit,
+    open_run,
+)
 from bloomkit.console import summary_table
 
 app = typer.Typer(
@@ -75,21 +84,9 @@ def tokenize_command(
     config: Annotated[Path, typer.Argument(help="Tokenize config (YAML).")],
     run_dir: RunDirOption = Path("runs/tokenize"),
     overrides: SetOption = None,
-    task: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            envvar="BLOOMKIT_TASK_ID",
-            help="Encode only the shards whose index is TASK mod --tasks, then stop (no merge).",
-        ),
-    ] = None,
-    tasks: Annotated[
-        int | None,
-        typer.Option(min=1, envvar="BLOOMKIT_NUM_TASKS", help="Number of shard tasks."),
-    ] = None,
-    merge: Annotated[
-        bool, typer.Option("--merge", help="Merge only, once every shard is encoded.")
-    ] = False,
+    task: TaskOption = None,
+    tasks: TasksOption = None,
+    merge: MergeOption = False,
 ) -> None:
     """Corpus shards → megatron-core .bin/.idx per language (or source) + blend.json.
 
@@ -98,11 +95,8 @@ def tokenize_command(
     """
     from bloomkit.data_tooling.indexed import TokenizeConfig, tokenize_corpus
 
-    if (task is None) != (tasks is None) or (task is not None and merge):
-        typer.echo("error: give --task and --tasks together, and without --merge", err=True)
-        raise typer.Exit(2)
+    part = array_share(task, tasks, merge)
     cfg = config_or_exit(TokenizeConfig, config, overrides)
-    part = (task, tasks) if task is not None and tasks is not None else None
     try:
         summary = tokenize_corpus(
             cfg, open_run(run_dir, "data tokenize", cfg), task=part, merge=merge
