@@ -3,22 +3,19 @@
 - ``endpoint``: an OpenAI-compatible server (``bloomkit serve``, vLLM) through lm-eval's own
   ``local-completions`` model: log-likelihoods come from ``/v1/completions`` with token-id
   prompts, ``echo``, ``max_tokens`` 1 and ``logprobs`` 1; a local tokenizer counts the tokens.
-- ``megatron``: a bloomkit checkpoint scored in this process by megatron-core at TP1 × PP1 (any
-  saved layout is resharded on load) through :class:`MegatronLM`, registered with lm-eval as
-  ``bloomkit-megatron``.
+- ``megatron``: a bloomkit checkpoint scored by megatron-core through :class:`MegatronLM`,
+  registered with lm-eval as ``bloomkit-megatron``: in this process at TP1 × PP1, or over
+  ``tensor_parallel × pipeline_parallel`` ranks (any saved layout is resharded on load).
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 # lm-eval loads its own models only while its registry is empty: fill it before adding ours
 import lm_eval.models  # noqa: F401
-import torch
-import torch.nn.functional as F
 from lm_eval import utils
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
@@ -57,8 +54,9 @@ def endpoint_lm(args: dict[str, Any], api_key_env: str | None, batch_size: int) 
 
 @register_model("bloomkit-megatron")
 class MegatronLM(TemplateLM):
-    """A bloomkit checkpoint on megatron-core (TP1 × PP1, this process); :meth:`close` frees
-    the process group it creates.
+    """A bloomkit checkpoint on megatron-core: in this process at TP1 × PP1, or split over
+    ``tensor_parallel × pipeline_parallel`` worker processes (:mod:`.megatron_scoring`);
+    :meth:`close` frees the process groups and workers.
 
     Scoring follows lm-eval's ``hf`` model: one sequence per forward, the last ``max_length``
     tokens kept, log-softmax in fp32; generation is greedy and recomputes the whole sequence
@@ -71,39 +69,27 @@ class MegatronLM(TemplateLM):
         tokenizer: str,
         max_length: int = DEFAULT_MAX_LENGTH,
         max_gen_toks: int = 256,
+        tensor_parallel: int = 1,
+        pipeline_parallel: int = 1,
         **_: Any,
     ) -> None:
         from transformers import AutoTokenizer
 
-        from bloomkit.pretraining import launch
-        from bloomkit.pretraining.checkpoint import load_checkpoint, verify_checkpoint
-        from bloomkit.pretraining.model.config import BloomModelConfig
-        from bloomkit.pretraining.model.spec import build_model
-        from bloomkit.pretraining.parallel import ParallelConfig, destroy_parallel, init_parallel
+        from bloomkit.eval.megatron_scoring import LocalScorer, RankPool
 
         super().__init__()
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.max_length, self.max_gen_toks = max_length, max_gen_toks
-        one = ParallelConfig()
-        layout = {"tensor_parallel": 1, "pipeline_parallel": 1, "data_parallel": 1}
-        self._stack = ExitStack()
-        self._stack.enter_context(launch.single_process_env())
-        init_parallel(one)
-        self._stack.callback(destroy_parallel, process_group=True)
-        try:
-            meta = verify_checkpoint(Path(checkpoint))
-            fields = {k: v for k, v in meta["model"].items() if k != "ffn_size"}
-            model = BloomModelConfig(**fields)
-            self.vocab_size = model.vocab_size
-            self.model = build_model(model, one)
-            load_checkpoint(Path(checkpoint), self.model, None, meta, layout)
-        except BaseException:
-            self.close()
-            raise
-        self.model.eval()
+        tp, pp = int(tensor_parallel), int(pipeline_parallel)
+        if tp < 1 or pp < 1:
+            raise ValueError(f"tensor_parallel {tp} and pipeline_parallel {pp} must be ≥ 1")
+        self._scorer = (
+            LocalScorer(Path(checkpoint)) if tp * pp == 1 else RankPool(Path(checkpoint), tp, pp)
+        )
+        self.vocab_size = self._scorer.vocab_size
 
     def close(self) -> None:
-        self._stack.close()
+        self._scorer.close()
 
     @property
     def eot_token_id(self) -> int:
@@ -117,24 +103,13 @@ class MegatronLM(TemplateLM):
     def tok_encode(self, string: str, **_: Any) -> list[int]:
         return self.tokenizer.encode(string)
 
-    def _logprobs(self, tokens: list[int]) -> torch.Tensor:
-        """``[len(tokens), vocab]`` fp32 log-probabilities of the next token at each position."""
-        from bloomkit.pretraining.step import forward_logits
-
-        device = next(self.model.parameters()).device
-        logits = forward_logits(self.model, torch.tensor([tokens], device=device))
-        return F.log_softmax(logits[0, :, : self.vocab_size].float(), dim=-1).cpu()
-
     def _loglikelihood_tokens(
         self, requests: list[tuple[Any, list[int], list[int]]], disable_tqdm: bool = False
     ) -> list[tuple[float, bool]]:
         results = []
         for cache_key, context, continuation in tqdm(requests, disable=disable_tqdm):
             tokens = (context + continuation)[-(self.max_length + 1) :][:-1]
-            logprobs = self._logprobs(tokens)[-len(continuation) :]
-            target = torch.tensor(continuation)
-            greedy = bool((logprobs.argmax(-1) == target).all())
-            score = float(logprobs.gather(-1, target[:, None]).sum())
+            score, greedy = self._scorer.score(tokens, continuation)
             results.append((score, greedy))
             if cache_key is not None:
                 self.cache_hook.add_partial("loglikelihood", cache_key, (score, greedy))
@@ -162,7 +137,7 @@ class MegatronLM(TemplateLM):
             until = [until] if isinstance(until, str) else until
             tokens, new = self.tok_encode(context), []
             for _ in range(gen_kwargs.get("max_gen_toks", self.max_gen_toks)):
-                token = int(self._logprobs((tokens + new)[-self.max_length :])[-1].argmax())
+                token = self._scorer.next_token((tokens + new)[-self.max_length :])
                 if token == self.eot_token_id:
                     break
                 new.append(token)

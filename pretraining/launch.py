@@ -55,6 +55,17 @@ def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> None:
     )
 
 
+def start(fn: Callable[..., Any], world_size: int, *args: Any) -> mp.ProcessContext:
+    """:func:`spawn` without waiting: the running ranks (``.join()`` raises if one failed)."""
+    return mp.start_processes(
+        _rank_main,
+        args=(world_size, free_port(), fn, args),
+        nprocs=world_size,
+        join=False,
+        start_method="spawn",
+    )
+
+
 def is_launched() -> bool:
     """True inside a torchrun (or :func:`spawn`) rank."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ

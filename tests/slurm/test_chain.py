@@ -92,13 +92,14 @@ def test_kill_switch(slurm_env, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_time_limit_sends_usr1(slurm_env, tmp_path: Path) -> None:
-    """``--signal=B:USR1@50`` with a 1-minute limit: Slurm itself warns the job."""
+    """``--signal=B:USR1@80`` with a 2-minute limit: Slurm itself warns the job (after 40 s,
+    time enough for the probe to start on a loaded machine)."""
     profile = tmp_path / "short.yaml"
-    profile.write_text("partition: debug\ntime: '00:01:00'\nsignal_seconds: 50\nrequeue: false\n")
+    profile.write_text("partition: debug\ntime: '00:02:00'\nsignal_seconds: 80\nrequeue: false\n")
     run = tmp_path / "limit"
     bk("submit", "probe", "--profile", str(profile), "--run-dir", str(run),
-       "--stage-arg=--wait-signal", "--stage-arg=55")  # fmt: skip
-    slurm_env.wait_jobs(timeout=120)
+       "--stage-arg=--wait-signal", "--stage-arg=110")  # fmt: skip
+    slurm_env.wait_jobs(timeout=240)
     assert events(run)[1] == "signal USR1" and events(run)[2].endswith("state=saved")
     assert json.loads((run / "probe" / "rank-0.json").read_text())["signal"] == "USR1"
     assert not run_status(run)["finished"]
