@@ -63,7 +63,9 @@ class SelectConfig(Section):
     """Regular expressions on the question; a match drops it as ``bad_format_<name>``."""
     references: list[TeacherConfig] = []
     """Reference models for difficulty; empty: no difficulty stage."""
-    reference_prompt: str = "{question}\n\nPut the final answer in \\boxed{{}}."
+    reference_prompt: str = "{question}\n\nPut the final answer in \\boxed{}."
+    """Sent to each reference; ``{question}`` is replaced by the question (no other braces are
+    special, so ``\\boxed{}`` reaches the model as written)."""
     domains: str = "../shared/data/finetune/s1_msc_domains.json"
     """Taxonomy: a JSON list of ``{code, title, descriptions}``."""
     num_select: Annotated[int, Field(gt=0)] = 1000

@@ -16,7 +16,8 @@
 
 Failures that concern one request (retries used up, a 400, an answer with no ``choices``) come
 back as a :class:`Reply` with ``error`` set and are counted; failures that concern every request
-(401/403/404, an unreachable server, the budget) raise :class:`TeacherError` with the fix.
+(401/403/404, a 400 blaming a configured field such as ``max_tokens``, an unreachable server, the
+budget) raise :class:`TeacherError` with the fix.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from bloomkit.config import Section
 _RETRY_STATUS = {408, 409, 429}
 _FATAL_STATUS = {401: "check the API key", 403: "check the API key's permissions",
                  404: "check teacher.base_url and teacher.model"}  # fmt: skip
+_CONFIG_PARAMS = {"model", "max_tokens", "temperature", "top_p", "stop"}
+"""Request fields set from :class:`TeacherConfig`: a 400 naming one is wrong for every request
+(e.g. ``max_tokens`` over the server's limit), so it stops the run instead of failing each."""
 
 
 class TeacherConfig(Section):
@@ -294,6 +298,12 @@ class Teacher:
                     last = f"http_{status}"
                 else:
                     self.stats[f"http_{status}"] += 1
+                    param = _error_param(response)
+                    if status == 400 and param in _CONFIG_PARAMS:
+                        raise TeacherError(
+                            f"teacher {self.config.base_url}{path} refused teacher.{param}: "
+                            f"{_error_text(response)}; change it (--set teacher.{param}=...)"
+                        )
                     return Reply(error=f"http_{status}: {_error_text(response)}")
             if attempt < self.config.max_retries:
                 self.stats["retries"] += 1
@@ -349,6 +359,16 @@ class Teacher:
             "journal_torn_lines": self.journal.torn_lines,
             **dict(sorted(self.stats.items())),
         }
+
+
+def _error_param(response: httpx.Response) -> str | None:
+    """The OpenAI-format ``error.param`` of a response (the request field it blames), if any."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    param = error.get("param") if isinstance(error, dict) else None
+    return param if isinstance(param, str) else None
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -53,7 +53,10 @@ def export_hf_command(
         Path, typer.Argument(help="A checkpoint folder (RUN/checkpoints/step-N).")
     ],
     out: Annotated[Path, typer.Argument(help="The BloomForCausalLM folder to write (new).")],
-    tokenizer: Annotated[Path | None, typer.Option(help="Tokenizer folder to ship.")] = None,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(help="Tokenizer folder to ship; its bos/eos/pad ids go into the config."),
+    ] = None,
     data_card: Annotated[Path | None, typer.Option(help="Corpus data card (Markdown).")] = None,
     eval_results: Annotated[Path | None, typer.Option(help="bloomkit eval results.json.")] = None,
 ) -> None:

@@ -7,9 +7,9 @@ and saves it as a ``kind: weights`` checkpoint that ``checkpoint.load`` starts t
 Export (``bloomkit export hf``): megatron-core's dist checkpoints store global shapes, so any
 layout loads at TP1 × PP1 in this one process; the full state is renamed back to HF names
 (:func:`megatron_to_hf`, the inverse of :func:`~bloomkit.pretraining.hf.hf_to_megatron`), and
-the folder gets safetensors, ``config.json``, a generation config, the tokenizer, a model card
-and ``LICENSE-RAIL``. Both write into a temporary folder that is renamed at the end, and refuse
-to overwrite an existing output.
+the folder gets safetensors, ``config.json`` and a generation config (special token ids from the
+tokenizer), the tokenizer, a model card and ``LICENSE-RAIL``. Both write into a temporary folder
+that is renamed at the end, and refuse to overwrite an existing output.
 """
 
 from __future__ import annotations
@@ -63,8 +63,21 @@ def megatron_to_hf(state: dict[str, Tensor], model: BloomModelConfig) -> dict[st
     return out
 
 
-def hf_config(model: BloomModelConfig) -> Any:
-    """The ``BloomConfig`` of a bloomkit model config."""
+BLOOM_SPECIAL_IDS = {"bos": 1, "eos": 2, "pad": 3}
+"""BLOOM's tokenizer's ``<s>``, ``</s>`` and ``<pad>``: assumed when an export has no tokenizer."""
+
+
+def special_token_ids(tokenizer: Any | None = None) -> dict[str, int | None]:
+    """``{bos, eos, pad}`` token ids of a Hugging Face tokenizer (None for a token it lacks);
+    :data:`BLOOM_SPECIAL_IDS` without one."""
+    if tokenizer is None:
+        return dict(BLOOM_SPECIAL_IDS)
+    return {name: getattr(tokenizer, f"{name}_token_id") for name in BLOOM_SPECIAL_IDS}
+
+
+def hf_config(model: BloomModelConfig, tokenizer: Any | None = None) -> Any:
+    """The ``BloomConfig`` of a bloomkit model config, with ``tokenizer``'s special token ids
+    (:func:`special_token_ids`)."""
     from transformers import BloomConfig
 
     if model.ffn_size != 4 * model.hidden_size:
@@ -81,9 +94,7 @@ def hf_config(model: BloomModelConfig) -> Any:
         hidden_dropout=model.hidden_dropout,
         attention_dropout=model.attention_dropout,
         tie_word_embeddings=True,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
+        **{f"{name}_token_id": i for name, i in special_token_ids(tokenizer).items()},
     )
 
 
@@ -230,8 +241,11 @@ def model_card(
     data_card: Path | None = None,
     eval_results: Path | None = None,
     languages: list[str] | None = None,
+    tokenizer: Path | None = None,
+    special_tokens: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The exported folder's README.md."""
+    """The exported folder's README.md; ``special_tokens``: ``{name, token, id}`` rows of the
+    shipped ``tokenizer``, whose absence the card states with the ids assumed instead."""
     import jinja2
 
     template = resources.files("bloomkit.pretraining") / "templates" / "model_card.md.j2"
@@ -245,6 +259,9 @@ def model_card(
         data_card=_data_card(data_card),
         eval_rows=_eval_rows(eval_results),
         languages=languages or [],
+        tokenizer=tokenizer,
+        special_tokens=special_tokens or [],
+        bloom_special_ids=BLOOM_SPECIAL_IDS,
     )
 
 
@@ -257,7 +274,9 @@ def export_hf(
     eval_results: Path | None = None,
     languages: list[str] | None = None,
 ) -> Path:
-    """Write ``checkpoint`` (any layout) as a ``BloomForCausalLM`` folder ``out``."""
+    """Write ``checkpoint`` (any layout) as a ``BloomForCausalLM`` folder ``out``; the special
+    token ids of ``config.json`` and ``generation_config.json`` are ``tokenizer``'s, or BLOOM's
+    1/2/3 (logged and stated in the model card) without one."""
     from transformers import AutoTokenizer, BloomForCausalLM, GenerationConfig
 
     if tokenizer is not None and not (tokenizer / "tokenizer.json").is_file():
@@ -267,7 +286,7 @@ def export_hf(
     state, meta = load_full_state(checkpoint)
     fields = {k: v for k, v in meta["model"].items() if k != "ffn_size"}
     model = BloomModelConfig(**fields)
-    config = hf_config(model)
+    tok = None
     if tokenizer is not None:
         tok = AutoTokenizer.from_pretrained(tokenizer)
         if len(tok) > model.vocab_size:
@@ -275,17 +294,25 @@ def export_hf(
                 f"{tokenizer}: {len(tok)} tokens, but the model's vocabulary is "
                 f"{model.vocab_size}; export with the tokenizer the model was trained with"
             )
+    else:
+        log.warning("no tokenizer given (--tokenizer): none ships with %s, and its config "
+                    "assumes BLOOM's special token ids %s", out, BLOOM_SPECIAL_IDS)  # fmt: skip
+    ids = special_token_ids(tok)
+    config = hf_config(model, tok)
     tmp = _fresh_output(out)
     net = BloomForCausalLM(config)
     missing, unexpected = net.load_state_dict(megatron_to_hf(state, model), strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise KeyError(f"export mismatch: missing {missing}, unexpected {unexpected}")
     net.save_pretrained(tmp, safe_serialization=True)
-    GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=3).save_pretrained(tmp)
-    if tokenizer is not None:
+    GenerationConfig(**{f"{name}_token_id": i for name, i in ids.items()}).save_pretrained(tmp)
+    special = []
+    if tok is not None:
         tok.save_pretrained(tmp)
+        special = [{"name": name, "token": getattr(tok, f"{name}_token"), "id": i}
+                   for name, i in ids.items()]  # fmt: skip
     card = model_card(checkpoint, meta, model, data_card=data_card, eval_results=eval_results,
-                      languages=languages)  # fmt: skip
+                      languages=languages, tokenizer=tokenizer, special_tokens=special)  # fmt: skip
     (tmp / "README.md").write_text(card, encoding="utf-8")
     licence = resources.files("bloomkit") / "LICENSE-RAIL"
     (tmp / "LICENSE-RAIL").write_text(licence.read_text(encoding="utf-8"), encoding="utf-8")

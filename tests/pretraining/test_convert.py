@@ -30,7 +30,10 @@ def tokenizer_folder(tmp_path_factory):
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     bpe.add_tokens([chr(c) for c in range(32, 200)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="</s>", pad_token="<pad>")
+    tok = PreTrainedTokenizerFast(  # special tokens after the 168 characters: not BLOOM's 1/2/3
+        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (168, 169, 170)
     folder = tmp_path_factory.mktemp("tok") / "tokenizer"
     tok.save_pretrained(folder)
     return folder
@@ -71,6 +74,39 @@ def test_round_trip_is_exact_and_generates(hf_folder, imported, tokenizer_folder
     card = (out / "README.md").read_text()
     assert "license_link: LICENSE-RAIL" in card and "| steps | 0 |" in card
     assert json.loads((out / "config.json").read_text())["n_layer"] == 4
+
+
+def special_ids(folder):
+    config = json.loads((folder / "config.json").read_text())
+    generation = json.loads((folder / "generation_config.json").read_text())
+    names = ("bos_token_id", "eos_token_id", "pad_token_id")
+    return [config[n] for n in names], [generation[n] for n in names]
+
+
+def test_special_token_ids_come_from_the_tokenizer(imported, tokenizer_folder, tmp_path):
+    out = export_hf(imported, tmp_path / "exported", tokenizer=tokenizer_folder)
+    assert special_ids(out) == ([168, 169, 170], [168, 169, 170])
+    model = BloomForCausalLM.from_pretrained(out)
+    assert (model.generation_config.eos_token_id, model.config.pad_token_id) == (169, 170)
+    card = (out / "README.md").read_text()
+    assert "| bos | `<s>` | 168 |" in card and "| eos | `</s>` | 169 |" in card
+    assert "| pad | `<pad>` | 170 |" in card and f"from `{tokenizer_folder}`" in card
+
+
+def test_export_without_a_tokenizer_says_which_ids_it_assumed(imported, tmp_path, caplog):
+    from bloomkit.console import log
+
+    log.addHandler(caplog.handler)  # the bloomkit logger may not propagate to the root
+    try:
+        out = export_hf(imported, tmp_path / "bare")
+    finally:
+        log.removeHandler(caplog.handler)
+    assert special_ids(out) == ([1, 2, 3], [1, 2, 3])
+    assert not (out / "tokenizer.json").exists()
+    assert "no tokenizer given (--tokenizer)" in caplog.text
+    card = (out / "README.md").read_text()
+    assert "No tokenizer was given at export (`--tokenizer`)" in card
+    assert "special token ids: bos 1, eos 2, pad 3." in card
 
 
 def test_export_refuses_to_overwrite_and_bad_inputs(imported, hf_folder, tmp_path):
