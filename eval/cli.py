@@ -52,10 +52,33 @@ def run(
     config: Annotated[Path | None, typer.Option(help="EvalConfig YAML (flags win).")] = None,
     run_dir: RunDirOption = Path("runs/eval"),
     overrides: SetOption = None,
+    task: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            envvar="BLOOMKIT_TASK_ID",
+            help="Score only the tasks whose index is TASK mod --num-tasks (no merge).",
+        ),
+    ] = None,
+    num_tasks: Annotated[
+        int | None,
+        typer.Option(min=1, envvar="BLOOMKIT_NUM_TASKS", help="Number of array tasks."),
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Only join the array tasks' shares into results.")
+    ] = False,
 ) -> None:
-    """Score a model; write RUN/results.json (scores, per-doc values, provenance)."""
+    """Score a model; write RUN/results.json (scores, per-doc values, provenance).
+
+    Split over a job array: `--task I --num-tasks N` for each I (RUN/shares/), then `--merge`
+    once (the Slurm `eval` stage does this from BLOOMKIT_TASK_ID/BLOOMKIT_NUM_TASKS).
+    """
+    from bloomkit.eval.array import score_share
     from bloomkit.eval.runner import EvalConfig, ModelLoadError, run_eval
     from bloomkit.eval.tasks import UnknownTaskError
+
+    if (task is None) != (num_tasks is None) or (task is not None and merge):
+        raise _fail("give --task and --num-tasks together, and without --merge")
 
     flags: dict[str, Any] = {
         "model": model, "backend": backend, "base_url": base_url, "tokenizer": tokenizer,
@@ -72,8 +95,13 @@ def run(
             given["suite"] = None
         cfg = _validate_or_exit(EvalConfig, given, overrides)
     try:
-        run_eval(cfg, open_run(run_dir, "eval run", cfg))
-    except (UnknownTaskError, ModelLoadError, FileNotFoundError) as err:
+        if task is not None and num_tasks is not None:
+            share = score_share(cfg, open_run(run_dir, "eval run", cfg), task, num_tasks)
+            console.print(f"task {task} of {num_tasks}: {len(share['units'])} task(s) → "
+                          f"{share['share']}", highlight=False, soft_wrap=True)  # fmt: skip
+            return
+        run_eval(cfg, open_run(run_dir, "eval run", cfg), merge=merge)
+    except (UnknownTaskError, ModelLoadError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None
 
 
@@ -147,6 +175,37 @@ def report(
     print_table(record, f"{results}")
     png = heatmap(record, out or results.with_name("heatmap.png"))
     console.print(f"heatmap: {png}", highlight=False)
+
+
+@app.command()
+def mirror(
+    out: Annotated[Path, typer.Option(help="Mirror folder (tasks read it via mirror_dir).")] = Path(
+        "runs/eval-mirror"
+    ),
+    tasks: Annotated[
+        str, typer.Option(help="bloom-classic tasks or groups to mirror, comma-separated.")
+    ] = "bloom-classic",
+    source: Annotated[
+        Path | None,
+        typer.Option("--from", help="Folder of save_to_disk datasets (<hf_path>/<hf_name>)."),
+    ] = None,
+) -> None:
+    """Snapshot the hub datasets of the classic tasks (xnli, xcopa, …) into a local mirror."""
+    from bloomkit.eval import mirror as mirroring
+    from bloomkit.eval.tasks import UnknownTaskError
+
+    names = [n.strip() for n in tasks.split(",") if n.strip()]
+    try:
+        written = mirroring.mirror(out, names, source)
+    except (UnknownTaskError, FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    rows = sum(int(f["rows"]) for f in written.values())
+    console.print(f"{out}: {len(written)} files, {rows} rows", highlight=False)
+    console.print(
+        f"score with: bloomkit eval run … (BLOOMKIT_MIRROR_DIR={out.resolve()}) or lm_eval … "
+        f'--metadata \'{{"mirror_dir": "{out.resolve()}"}}\'',
+        highlight=False, soft_wrap=True, markup=False,
+    )  # fmt: skip
 
 
 @leaderboard_app.command("submit")

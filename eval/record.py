@@ -10,10 +10,12 @@ import math
 import os
 import platform
 import shlex
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from bloomkit.eval.results import GroupResult, Missing, ModelInfo, Score, TaskResult
 from bloomkit.eval.tasks import TASKS_DIR, Catalog
@@ -185,3 +187,66 @@ def group_results(
             metrics[metric] = Score(value=float(np.mean(values)) if values else None)
         records[group] = GroupResult(group=group, metrics=metrics, tasks=scored, partial=True)
     return records
+
+
+class _TagLoader(yaml.SafeLoader):
+    """Safe loader that reads lm-eval's tags (``!function``) as plain strings."""
+
+
+_TagLoader.add_multi_constructor("!", lambda loader, _tag, node: loader.construct_scalar(node))
+
+
+@cache
+def _weight_by_size(root: Path = TASKS_DIR) -> dict[str, dict[str, bool]]:
+    """Group -> ``{metric: weight_by_size}`` from the ``aggregate_metric_list`` of its YAML."""
+    weights = {}
+    for path in sorted(root.rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        if "aggregate_metric_list" not in text:
+            continue
+        cfg = yaml.load(text, Loader=_TagLoader)
+        if isinstance(cfg, dict) and cfg.get("group"):
+            weights[cfg["group"]] = {
+                a["metric"]: bool(a.get("weight_by_size", True))
+                for a in cfg["aggregate_metric_list"]
+            }
+    return weights
+
+
+def aggregate_groups(
+    tasks: dict[str, TaskResult], catalog: Catalog, groups: list[str]
+) -> dict[str, dict[str, Any]]:
+    """lm-eval's result rows of ``groups`` (``{"acc,none": v, "acc_stderr,none": s}``),
+    rebuilt from task records with lm-eval's own arithmetic (``Group.aggregate``): per metric
+    and filter, over the group's leaves in order, the mean (weighted by ``n_samples``, lm-eval's
+    ``sample_len``, when the group says ``weight_by_size``), and the pooled or unweighted-mean
+    stderr when every leaf has one from lm-eval, else ``"N/A"``."""
+    from lm_eval.api.metrics import (
+        aggregate_subtask_metrics,
+        pooled_sample_stderr,
+        unweighted_mean_stderr,
+    )
+
+    rows: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        leaves = [tasks[t] for t in catalog.leaves(group) if t in tasks]
+        row: dict[str, Any] = {}
+        for metric, by_size in _weight_by_size().get(group, {}).items():
+            names = {k for t in leaves for k in t.metrics if k.partition(",")[0] == metric}
+            for name in sorted(names):
+                filt = name.partition(",")[2] or "none"
+                scored = [t for t in leaves if name in t.metrics]
+                scores = [t.metrics[name] for t in scored]
+                sizes = [t.n_samples for t in scored]
+                values = [s.value for s in scores]
+                row[f"{metric},{filt}"] = aggregate_subtask_metrics(values, sizes, by_size)
+                stderrs = [s.stderr for s in scores if s.stderr_source == "lm-eval"]
+                if len(stderrs) < len(scores):
+                    stderr: Any = "N/A"
+                elif by_size:
+                    stderr = pooled_sample_stderr(stderrs, sizes)
+                else:
+                    stderr = unweighted_mean_stderr(stderrs)
+                row[f"{metric}_stderr,{filt}"] = stderr
+        rows[group] = row
+    return rows

@@ -11,8 +11,8 @@ while the rest are scored, and a sealed :class:`~bloomkit.eval.results.EvalResul
 from __future__ import annotations
 
 import logging
+import os
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,9 +22,11 @@ from pydantic import Field, model_validator
 from bloomkit.config import Section
 from bloomkit.console import library_bars, log, summary_table
 from bloomkit.eval import models, record
+from bloomkit.eval.plan import Plan, data_files, plan
 from bloomkit.eval.report import print_table
-from bloomkit.eval.results import EvalResults, Missing, ModelInfo, Provenance, load, save
-from bloomkit.eval.tasks import TASKS_DIR, Catalog, UnknownTaskError, catalog, config_sha256
+from bloomkit.eval.results import EvalResults, ModelInfo, Provenance, load, save
+from bloomkit.eval.tasks import TASKS_DIR, catalog, config_sha256
+from bloomkit.eval.tasks.classic.utils import MIRROR_DIR_ENV
 from bloomkit.rundir import RunDir, code_version, package_versions, sha256_file
 
 # lm-eval's defaults (lm_eval.evaluator / --seed): random, numpy, torch, fewshot
@@ -59,6 +61,13 @@ class EvalConfig(Section):
     """At most this many documents per task and language (for tests and demos only)."""
     num_fewshot: Annotated[int, Field(ge=0)] | None = None
     """Override every task's shot count (null: each task's own, e.g. 0 or 5)."""
+    mirror_dir: Path | None = None
+    """bloom-classic tasks: the folder ``bloomkit eval mirror`` wrote; null: the
+    ``BLOOMKIT_MIRROR_DIR`` environment variable, else the Hugging Face hub."""
+    tensor_parallel: Annotated[int, Field(gt=0)] = 1
+    pipeline_parallel: Annotated[int, Field(gt=0)] = 1
+    """``megatron``: split the checkpoint over ``tensor_parallel × pipeline_parallel`` worker
+    processes (one GPU each on a GPU node), for checkpoints too big for one device."""
     batch_size: Annotated[int, Field(gt=0)] = 1
     device: str = "cpu"
     fewshot_seed: int = LM_EVAL_SEEDS["fewshot"]
@@ -74,6 +83,8 @@ class EvalConfig(Section):
         }[self.backend]
         if absent := [name for name in needed if getattr(self, name) is None]:
             raise ValueError(f"backend {self.backend} needs {' and '.join(absent)}")
+        if self.backend != "megatron" and self.tensor_parallel * self.pipeline_parallel > 1:
+            raise ValueError("tensor_parallel and pipeline_parallel apply to backend megatron")
         return self
 
     @property
@@ -88,76 +99,22 @@ class EvalConfig(Section):
 
         return sample_dir() / "sib200"
 
+    @property
+    def resolved_mirror_dir(self) -> Path | None:
+        chosen = self.mirror_dir or os.environ.get(MIRROR_DIR_ENV)
+        return Path(chosen).expanduser().resolve() if chosen else None
+
+    @property
+    def task_metadata(self) -> dict[str, str]:
+        """What the tasks read from lm-eval's ``--metadata``: where their data is."""
+        meta = {"data_dir": str(self.resolved_data_dir), "split": self.split}
+        if mirror := self.resolved_mirror_dir:
+            meta["mirror_dir"] = str(mirror)
+        return meta
+
 
 class ModelLoadError(ValueError):
     """A model (folder, checkpoint or endpoint) its backend cannot load."""
-
-
-@dataclass
-class Plan:
-    """What goes to lm-eval, what was left out and why."""
-
-    lm_eval_tasks: list[str]
-    groups: list[str]
-    ours: list[str]
-    """Every bloomkit leaf task that is scored."""
-    missing: list[Missing] = field(default_factory=list)
-    registry: bool = False
-    """True when names outside bloomkit's folder need lm-eval's own task registry."""
-
-
-def _registry_names() -> list[str]:
-    from lm_eval.tasks import TaskManager
-
-    return list(TaskManager(include_path=str(TASKS_DIR)).all_tasks)
-
-
-def plan(config: EvalConfig, cat: Catalog | None = None) -> Plan:
-    """Check names (suggesting close ones), find languages without data, pick what to send."""
-    cat = cat or catalog()
-    foreign = [n for n in config.names if n not in cat.tasks and n not in cat.groups]
-    if foreign:
-        known = set(_registry_names())
-        unknown = [n for n in foreign if n not in known]
-        if unknown:
-            hints = [
-                f"{n!r} (did you mean {', '.join(s)}?)" if (s := cat.suggest(n, sorted(known)))
-                else repr(n)
-                for n in unknown
-            ]  # fmt: skip
-            raise UnknownTaskError(f"unknown task or group: {'; '.join(hints)}")
-    data_dir = config.resolved_data_dir
-    missing: list[Missing] = []
-    lm_eval_tasks: list[str] = []
-    ours: list[str] = []
-    for name in config.names:
-        if name in foreign:
-            lm_eval_tasks.append(name)
-            continue
-        leaves = cat.leaves(name)
-        gaps = [_data_gap(data_dir, cat.tasks[t].lang, config.split) for t in leaves]
-        missing += [
-            Missing(task=t, lang=cat.tasks[t].lang, reason=gap)
-            for t, gap in zip(leaves, gaps, strict=True)
-            if gap
-        ]
-        present = [t for t, gap in zip(leaves, gaps, strict=True) if not gap]
-        ours += present
-        lm_eval_tasks += [name] if len(present) == len(leaves) else present
-    groups = [g for n in config.names for g in cat.subgroups(n)]
-    return Plan(
-        lm_eval_tasks=list(dict.fromkeys(lm_eval_tasks)),
-        groups=list(dict.fromkeys(groups)),
-        ours=list(dict.fromkeys(ours)),
-        missing=missing,
-        registry=bool(foreign),
-    )
-
-
-def _data_gap(data_dir: Path, lang: str, split: str) -> str | None:
-    needed = [data_dir / lang / f"{s}.tsv" for s in dict.fromkeys(("train", split))]
-    absent = [str(p) for p in needed if not p.is_file()]
-    return f"no data: {', '.join(absent)}" if absent else None
 
 
 def check_model_folder(folder: Path) -> None:
@@ -186,10 +143,14 @@ def model_args(config: EvalConfig) -> dict[str, Any]:
             config.base_url, config.tokenizer.resolve(), config.served_model
         )
     if config.backend == "megatron":
-        return {
+        args = {
             "checkpoint": str(config.model.resolve()),
             "tokenizer": str(config.tokenizer.resolve()),
         }
+        if config.tensor_parallel * config.pipeline_parallel > 1:
+            args |= {"tensor_parallel": config.tensor_parallel,
+                     "pipeline_parallel": config.pipeline_parallel}  # fmt: skip
+        return args
     return {"pretrained": str(config.model.resolve())}
 
 
@@ -238,6 +199,21 @@ class _QuietCustomDataset(logging.Filter):
         return "Custom kwargs can be passed" not in record.getMessage()
 
 
+def reproduce(config: EvalConfig, the_plan: Plan) -> str:
+    """The plain ``lm_eval`` command that scores ``the_plan`` as ``config`` says."""
+    return record.reproduce_command(
+        model=LM_EVAL_MODELS[config.backend],
+        model_args=model_args(config),
+        tasks=the_plan.lm_eval_tasks,
+        metadata=config.task_metadata,
+        limit=config.limit,
+        num_fewshot=config.num_fewshot,
+        batch_size=config.batch_size,
+        device=config.device,
+        seeds=LM_EVAL_SEEDS | {"fewshot": config.fewshot_seed},
+    )
+
+
 def evaluate(config: EvalConfig) -> EvalResults:
     """Score the model; return the (unsealed) record."""
     import lm_eval
@@ -249,13 +225,12 @@ def evaluate(config: EvalConfig) -> EvalResults:
     for gap in the_plan.missing:
         log.warning("left out %s: %s", gap.task, gap.reason)
     if not the_plan.lm_eval_tasks:
-        raise FileNotFoundError(
-            f"{config.resolved_data_dir}: no language has data for {', '.join(config.names)}"
+        where = ", ".join(
+            str(p) for p in (config.resolved_data_dir, config.resolved_mirror_dir) if p
         )
+        raise FileNotFoundError(f"{where}: no language has data for {', '.join(config.names)}")
     args = model_args(config)
-    data_dir = config.resolved_data_dir
-    task_meta = {"data_dir": str(data_dir), "split": config.split}
-    metadata = args | task_meta  # what the lm_eval command builds from its arguments
+    metadata = args | config.task_metadata  # what the lm_eval command builds from its arguments
     seeds = LM_EVAL_SEEDS | {"fewshot": config.fewshot_seed}
     lm = load_model(config)
     manager = TaskManager(
@@ -290,11 +265,11 @@ def evaluate(config: EvalConfig) -> EvalResults:
     for name, result in tasks.items():
         if name in cat.tasks:
             result.config_sha256 = config_sha256(cat.tasks[name].path)
-    data_files = {}
-    for name in the_plan.ours:
-        lang = cat.tasks[name].lang
-        for split in dict.fromkeys(("train", config.split)):
-            data_files[f"{lang}/{split}.tsv"] = sha256_file(data_dir / lang / f"{split}.tsv")
+    hashes = {
+        key: sha256_file(path)
+        for name in the_plan.ours
+        for key, path in data_files(config, cat, name)
+    }
     provenance = Provenance(
         bloomkit_version=code_version(),
         lm_eval_version=package_versions(["lm-eval"])["lm-eval"],
@@ -302,8 +277,8 @@ def evaluate(config: EvalConfig) -> EvalResults:
         backend=config.backend,
         model=_model_info(config),
         task_configs={n: t.config_sha256 for n, t in tasks.items() if t.config_sha256},
-        data_dir=str(data_dir),
-        data_files=dict(sorted(data_files.items())),
+        data_dir=str(config.resolved_data_dir),
+        data_files=dict(sorted(hashes.items())),
         split=config.split,
         limit=config.limit,
         num_fewshot=config.num_fewshot,
@@ -313,17 +288,7 @@ def evaluate(config: EvalConfig) -> EvalResults:
         hardware=record.hardware(),
         started=started,
         seconds=round(seconds, 3),
-        reproduce=record.reproduce_command(
-            model=LM_EVAL_MODELS[config.backend],
-            model_args=args,
-            tasks=the_plan.lm_eval_tasks,
-            metadata=task_meta,
-            limit=config.limit,
-            num_fewshot=config.num_fewshot,
-            batch_size=config.batch_size,
-            device=config.device,
-            seeds=seeds,
-        ),
+        reproduce=reproduce(config, the_plan),
     )
     groups = record.group_results(output, tasks, cat, the_plan.groups, the_plan.missing)
     return EvalResults(
@@ -335,13 +300,18 @@ def evaluate(config: EvalConfig) -> EvalResults:
     )
 
 
-def run_eval(config: EvalConfig, run: RunDir) -> dict[str, Any]:
+def run_eval(config: EvalConfig, run: RunDir, *, merge: bool = False) -> dict[str, Any]:
     """Score into ``run/results.json`` (skipped when model, data and config are unchanged);
-    print the group table; return the summary: groups' metrics, counts, the results path."""
+    print the group table; return the summary: groups' metrics, counts, the results path.
+
+    With ``merge``, score nothing: join the array tasks' shares (:mod:`bloomkit.eval.array`),
+    or raise :class:`~bloomkit.eval.array.SharesMissing` naming the tasks not scored yet."""
 
     def step() -> dict[str, Any]:
+        from bloomkit.eval.array import merge_shares
+
         with library_bars():
-            results = evaluate(config)
+            results = merge_shares(config, run.path) if merge else evaluate(config)
         path = save(results, run / "results.json")
         summary: dict[str, Any] = {
             "results": str(path),
@@ -357,7 +327,16 @@ def run_eval(config: EvalConfig, run: RunDir) -> dict[str, Any]:
 
     check_model(config)
     plan(config)  # unknown names fail here, before the model and data are hashed
-    inputs = [p for p in (config.model, config.tokenizer, config.resolved_data_dir) if p]
+    inputs = [
+        p
+        for p in (
+            config.model,
+            config.tokenizer,
+            config.resolved_data_dir,
+            config.resolved_mirror_dir,
+        )
+        if p
+    ]
     summary = run.run_step(
         "eval", step, inputs=inputs, params=config.model_dump(mode="json"),
         outputs=["results.json"],

@@ -5,15 +5,16 @@ Three launch kinds:
 ``torchrun``  one ``srun`` task per node, each a ``torchrun`` starting ``processes_per_node``
               ranks, with the c10d rendezvous on the allocation's first node (pretrain,
               finetune, the probe).
-``array``     a job array, one task per index (the array probe); the task sees
-              ``BLOOMKIT_TASK_ID`` (0-based) and ``BLOOMKIT_NUM_TASKS``.
-``single``    one process on one node (tokenization, evaluation).
+``array``     a job array, one task per index (corpus, tokenization, evaluation, the array
+              probe); the task sees ``BLOOMKIT_TASK_ID`` (0-based) and ``BLOOMKIT_NUM_TASKS``.
+``single``    one process on one node (an array stage's merge job).
 
 An array stage may also have a ``merge_argv``: one more job, submitted with the array and
 started after every task of it has ended (``--dependency=afterany``), runs that command once
-(the corpus pipeline's dedup and report). The command itself refuses to go on while any task's
-work is missing, so a failed task makes the merge job fail too; ``bloomkit slurm resubmit RUN
---failed`` then reruns the failed tasks alone and a new merge job after them.
+(the corpus pipeline's dedup and report, the ``.bin/.idx`` merge, the eval results). The
+command itself refuses to go on while any task's work is missing, so a failed task makes the
+merge job fail too; ``bloomkit slurm resubmit RUN --failed`` then reruns the failed tasks alone
+and a new merge job after them.
 
 When is a run done? A job marks it done (``RUN/slurm/done/run``, or ``done/task-N`` for an
 array task; the merge job of a stage that has one marks ``done/run``) when the stage command
@@ -121,9 +122,10 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="eval",
             argv=("bloomkit", "eval", "run", "--config", "{config}", *_RUN),
-            launch="single",
-            help="evaluation suite, one job",
+            launch="array",
+            help="evaluation suite: its tasks split over array tasks, then one merge job",
             config_model="bloomkit.eval.runner:EvalConfig",
+            merge_argv=("bloomkit", "eval", "run", "--config", "{config}", *_RUN, "--merge"),
         ),
         Stage(
             name="probe",

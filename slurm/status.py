@@ -126,8 +126,11 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         jobs.append(row)
     done = state_dir(run_dir) / "done"
     tasks_done = sorted(int(p.name[5:]) for p in done.glob("task-*")) if done.is_dir() else []
+    # an array stage with a merge job is finished by that job alone (it marks done/run)
     finished = (done / "run").exists() or (
-        record["launch"] == "array" and len(tasks_done) == record["tasks"]
+        record["launch"] == "array"
+        and not record.get("merge_script")
+        and len(tasks_done) == record["tasks"]
     )
     return {
         "run_dir": str(run_dir),

@@ -21,7 +21,9 @@ DATA_MODULES = ("utils.py",)
 
 @dataclass(frozen=True, slots=True)
 class TaskInfo:
-    """One bloomkit task: ``sib200_en`` is benchmark ``sib200`` in language ``en``."""
+    """One bloomkit task: ``sib200_en`` is benchmark ``sib200`` in language ``en``. A task whose
+    name does not end in its language (``belebele_zho_Hans``, BLOOM's ``zhs``) names both in
+    ``dataset_kwargs: {benchmark, lang}``."""
 
     name: str
     benchmark: str
@@ -87,8 +89,11 @@ def catalog(root: Path = TASKS_DIR) -> Catalog:
             aggregates = cfg.get("aggregate_metric_list") or []
             group_metrics[cfg["group"]] = [a["metric"] for a in aggregates]
         elif "task" in cfg:
-            lang = (cfg.get("dataset_kwargs") or {}).get("lang", "")
-            benchmark = cfg["task"].removesuffix(f"_{lang}") if lang else cfg["task"]
+            kwargs = cfg.get("dataset_kwargs") or {}
+            lang = kwargs.get("lang", "")
+            benchmark = kwargs.get("benchmark") or (
+                cfg["task"].removesuffix(f"_{lang}") if lang else cfg["task"]
+            )
             tasks[cfg["task"]] = TaskInfo(cfg["task"], benchmark, lang, path)
     return Catalog(tasks, groups, group_metrics)
 
@@ -101,6 +106,16 @@ def config_files(path: Path) -> list[Path]:
         files += config_files(path.parent / inc)
     files += [path.parent / m for m in DATA_MODULES if (path.parent / m).is_file()]
     return list(dict.fromkeys(files))
+
+
+def task_config(path: Path) -> dict:
+    """A task file with its ``include`` chain merged (the file's own keys win)."""
+    cfg = _read(path)
+    include = cfg.get("include")
+    base: dict = {}
+    for inc in include if isinstance(include, list) else [include] if include else []:
+        base |= task_config(path.parent / inc)
+    return base | cfg
 
 
 def config_sha256(path: Path) -> str:

@@ -52,7 +52,11 @@ def test_endpoint_scores_like_the_hf_path(tiny_bloom, sib200_dir, hf_results, mo
     )
 
 
-def test_megatron_checkpoint_scores_like_the_hf_path(tiny_bloom, sib200_dir, hf_results, tmp_path):
+@pytest.mark.parametrize("tensor_parallel", [1, 2])
+def test_megatron_checkpoint_scores_like_the_hf_path(
+    tiny_bloom, sib200_dir, hf_results, tmp_path, tensor_parallel
+):
+    """In this process, and split over two tensor-parallel worker ranks."""
     from bloomkit.pretraining.checkpoint import read_meta
     from bloomkit.pretraining.convert import import_hf
     from bloomkit.pretraining.parallel import ParallelConfig
@@ -60,7 +64,7 @@ def test_megatron_checkpoint_scores_like_the_hf_path(tiny_bloom, sib200_dir, hf_
     checkpoint = import_hf(str(tiny_bloom), tmp_path / "ckpt", ParallelConfig())
     config = EvalConfig(
         backend="megatron", model=checkpoint, tokenizer=tiny_bloom, suite=None, tasks=TASKS,
-        limit=2, data_dir=sib200_dir,
+        limit=2, data_dir=sib200_dir, tensor_parallel=tensor_parallel,
     )  # fmt: skip
     results = evaluate(config)
     assert_same_scores(results, hf_results, 1e-4)
@@ -75,6 +79,7 @@ def test_megatron_checkpoint_scores_like_the_hf_path(tiny_bloom, sib200_dir, hf_
     assert "bloomkit.json" in hashed  # it holds every shard's sha256, `.metadata` included
     assert {n: h for n, h in shards.items() if not n.startswith(".")}.items() <= hashed.items()
     assert "--model bloomkit-megatron" in provenance.reproduce
+    assert ("tensor_parallel=2" in provenance.reproduce) == (tensor_parallel == 2)
 
 
 def test_backends_say_what_they_need(tiny_bloom, tmp_path):
@@ -82,6 +87,8 @@ def test_backends_say_what_they_need(tiny_bloom, tmp_path):
         EvalConfig(backend="endpoint", suite="sib200")
     with pytest.raises(ValueError, match="backend megatron needs tokenizer"):
         EvalConfig(backend="megatron", model=tmp_path, suite="sib200")
+    with pytest.raises(ValueError, match="apply to backend megatron"):
+        EvalConfig(model=tmp_path, suite="sib200", tensor_parallel=2)
     from bloomkit.eval.runner import ModelLoadError
 
     with pytest.raises(ModelLoadError, match=r"no bloomkit\.json"):

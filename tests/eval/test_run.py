@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bloomkit.data_tooling.languages import language_codes
+from bloomkit.eval.plan import plan
 from bloomkit.eval.results import load
-from bloomkit.eval.runner import EvalConfig, ModelLoadError, evaluate, plan, run_eval
+from bloomkit.eval.runner import EvalConfig, ModelLoadError, evaluate, run_eval
 from bloomkit.eval.tasks import UnknownTaskError
 from bloomkit.rundir import RunDir
 

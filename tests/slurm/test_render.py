@@ -163,3 +163,11 @@ def test_tokenize_is_an_array_then_one_merge_job(tmp_path: Path) -> None:
     assert "#SBATCH --array=0-2" in text
     assert "'data' 'tokenize'" in text or "data tokenize" in text
     assert "--merge" in text
+
+
+def test_eval_is_an_array_then_one_merge_job(tmp_path: Path) -> None:
+    text = dry(tmp_path, stage="eval", config=REPO / "configs" / "eval" / "demo.yaml", tasks=4)
+    array, _, merge = text.partition("eval-merge.sbatch: sbatch --dependency=afterany:")
+    assert "#SBATCH --array=0-3" in array and "--merge" not in array
+    assert "'--merge'" in merge or " --merge" in merge
+    assert "#SBATCH --array" not in merge
