@@ -48,6 +48,9 @@ ARCHITECTURE = ("num_layers", "hidden_size", "num_attention_heads", "ffn_size", 
 class CheckpointConfig(Section):
     """When to save, what to keep, and when to stop (time limit, signals, kill switch)."""
 
+    save: bool = True
+    """``false``: save nothing, not even at the end (throughput benchmarks; a run stopped
+    early then starts over)."""
     interval: Annotated[int, Field(ge=0)] = 0
     """Save every this many steps (0 = only at the end and when stopping early)."""
     keep_last: Annotated[int, Field(ge=1)] = 2

@@ -6,9 +6,10 @@ per entry, ending with the tokenizer's end-of-document id. A blend is ``{PREFIX:
 megatron-core's ``BlendedMegatronDatasetBuilder`` builds the train/validation splits of every
 prefix and mixes them by weight, with shuffle indices cached next to the data.
 
-Sample ``k`` of step ``s`` is sample ``s × global_batch + k`` of the train split on every
-layout; data-parallel rank ``d`` takes the ``d``-th contiguous slice of each global batch, so
-changing TP/PP/DP changes who computes a sample, never which samples a step sees.
+Sample ``k`` of step ``s`` is sample ``consumed(s) + k`` of the train split on every layout
+(``consumed(s)``: the samples of the steps before, ``s × global_batch`` without batch ramp-up);
+data-parallel rank ``d`` takes the ``d``-th contiguous slice of each global batch, so changing
+TP/PP/DP changes who computes a sample, never which samples a step sees.
 
 Instruction tuning uses the same loop on a second kind of source, ``data.sft``: a folder of
 pre-tokenized, masked and packed rows written by ``bloomkit.finetuning.sft_data``
@@ -193,6 +194,33 @@ def check_splits(prefixes: list[str], split: str, samples: dict[str, int]) -> No
                 )
 
 
+def _gpt_config(data: DataConfig, blend: dict[str, float] | None, prefixes: list[str], *,
+                vocab_size: int, seq_length: int, data_dir: Path) -> object:  # fmt: skip
+    """megatron-core's dataset config over ``prefixes`` (weights ``blend``; None = one dataset)."""
+    from megatron.core.datasets.gpt_dataset import GPTDatasetConfig
+
+    return GPTDatasetConfig(
+        random_seed=data.seed,
+        sequence_length=seq_length,
+        blend=(prefixes, [blend[p] for p in prefixes] if blend else None),
+        split=data.split,
+        path_to_cache=str(data.cache_dir or data_dir / "index-cache"),
+        tokenizer=TokenIds(vocab_size=vocab_size, eod=data.eod_id),
+        reset_position_ids=False,
+        reset_attention_mask=False,
+        eod_mask_loss=False,
+        create_attention_mask=False,
+        mid_level_dataset_surplus=0.05,
+    )
+
+
+def _blend(data: DataConfig, data_dir: Path) -> dict[str, float]:
+    """``{prefix: weight}`` to train on (the byte dataset's prefix for ``data.byte_corpus``)."""
+    if data.byte_corpus is not None:
+        return {str(data_dir / "bytes"): 1.0}
+    return data.resolved_blend()
+
+
 def build_datasets(
     data: DataConfig,
     *,
@@ -206,7 +234,7 @@ def build_datasets(
     from megatron.core.datasets.blended_megatron_dataset_builder import (
         BlendedMegatronDatasetBuilder,
     )
-    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+    from megatron.core.datasets.gpt_dataset import GPTDataset
 
     if data.sft is not None:
         valid_dir = data.sft / "valid"
@@ -216,23 +244,11 @@ def build_datasets(
             else None
         )
         return PackedDataset(data.sft / "train", seq_length, data.seed), valid
-    blend = data.resolved_blend()
-    if data.byte_corpus is not None:
-        blend = {str(data_dir / "bytes"): 1.0}
+    blend = _blend(data, data_dir)
     prefixes = list(blend)
     check_splits(prefixes, data.split, {"train": train_samples, "validation": valid_samples})
-    config = GPTDatasetConfig(
-        random_seed=data.seed,
-        sequence_length=seq_length,
-        blend=(prefixes, [blend[p] for p in prefixes]),
-        split=data.split,
-        path_to_cache=str(data.cache_dir or data_dir / "index-cache"),
-        tokenizer=TokenIds(vocab_size=vocab_size, eod=data.eod_id),
-        reset_position_ids=False,
-        reset_attention_mask=False,
-        eod_mask_loss=False,
-        create_attention_mask=False,
-        mid_level_dataset_surplus=0.05,
+    config = _gpt_config(
+        data, blend, prefixes, vocab_size=vocab_size, seq_length=seq_length, data_dir=data_dir
     )
     train, valid, _ = BlendedMegatronDatasetBuilder(
         GPTDataset, [train_samples, valid_samples, 0], lambda: True, config
@@ -240,18 +256,47 @@ def build_datasets(
     return train, valid
 
 
+def language_valid_datasets(
+    data: DataConfig, *, vocab_size: int, seq_length: int, valid_samples: int, data_dir: Path
+) -> dict[str, object]:
+    """``{language: validation split of that dataset alone}`` for a blend of several datasets
+    (the language is the file name of the prefix, e.g. ``RUN/datasets/fra_Latn`` → ``fra_Latn``);
+    empty for one dataset or SFT rows. Each holds ``valid_samples`` samples, whatever its weight
+    in the blend, so every language is scored on as many tokens."""
+    from megatron.core.datasets.blended_megatron_dataset_builder import (
+        BlendedMegatronDatasetBuilder,
+    )
+    from megatron.core.datasets.gpt_dataset import GPTDataset
+
+    if data.sft is not None or len(prefixes := list(_blend(data, data_dir))) < 2:
+        return {}
+    names = [Path(p).name for p in prefixes]
+    if len(set(names)) < len(names):  # same file name in two folders: name them by full prefix
+        names = prefixes
+    sets = {}
+    for name, prefix in zip(names, prefixes, strict=True):
+        config = _gpt_config(
+            data, None, [prefix], vocab_size=vocab_size, seq_length=seq_length, data_dir=data_dir
+        )
+        sets[name] = BlendedMegatronDatasetBuilder(
+            GPTDataset, [0, valid_samples, 0], lambda: True, config
+        ).build()[1]
+    return sets
+
+
 def micro_batches(
     dataset: object,
-    step: int,
+    first_sample: int,
     *,
     global_batch: int,
     micro_batch: int,
     dp_rank: int,
     dp_size: int,
 ) -> list[dict[str, torch.Tensor]]:
-    """This DP rank's micro-batches of training step ``step`` (see the module doc)."""
+    """This DP rank's micro-batches of the global batch of ``global_batch`` samples starting at
+    sample ``first_sample`` (see the module doc)."""
     per_rank = global_batch // dp_size
-    start = step * global_batch + dp_rank * per_rank
+    start = first_sample + dp_rank * per_rank
     batches = []
     for first in range(start, start + per_rank, micro_batch):
         samples = [dataset[i] for i in range(first, first + micro_batch)]

@@ -6,7 +6,9 @@ process (it starts ``tp × pp × dp`` local ranks itself when that is more than 
 
     RUN/data/           byte dataset (when data.byte_corpus) and megatron-core index caches
     RUN/metrics.jsonl   one line per step: loss, lr, grad_norm, tokens_per_s, tflops, mfu, …
-    RUN/summary.json    first/final/validation loss, throughput, layout, device
+                        (+ valid_loss, valid_loss_per_language after a validation)
+    RUN/tensorboard/    the same values as TensorBoard scalars (``train.tensorboard``)
+    RUN/summary.json    first/final/validation loss (overall, per language), throughput, layout
     RUN/loss.png        the loss curve
     RUN/checkpoints/    ``step-N`` dist checkpoints and ``latest`` (:mod:`.checkpoint`)
     RUN/finished.json   written after the last step: calling again returns at once

@@ -7,13 +7,10 @@ Each step: ``global_batch / (micro_batch × dp)`` micro-batches per DP rank go t
 megatron-core's pipeline schedule (forward + backward, 1F1B when PP > 1); megatron-core's DDP
 all-reduces gradients over DP and the tied embedding over the first/last stage
 (``finalize_model_grads``); the global gradient norm is clipped; Adam steps at the scheduled
-LR. Logged every ``log_interval`` steps (console, ``metrics.jsonl``): loss, lr, grad_norm,
-tokens_per_s, tflops (per device), mfu, step_s, data_wait_pct, memory_gib (GPU).
-
-TFLOPs and MFU: ``tflops = flops_per_token × tokens_per_s / world_size / 1e12`` with
-``flops_per_token = 6·N + 12·L·h·s`` (PaLM appendix B; :meth:`BloomModelConfig.flops_per_token`)
-and ``mfu = tflops / peak_tflops`` of one device (bf16 dense peak from :data:`PEAK_TFLOPS` by GPU
-name, or ``train.peak_tflops``; not reported on CPU unless given).
+LR. The global batch may ramp up (:mod:`.rampup`); the LR schedule stays in steps. Every step
+is logged (:mod:`.metrics`: console, ``metrics.jsonl``, TensorBoard); the validation loss,
+overall and per language of the blend (:mod:`.validation`), after the last step and every
+``eval_interval`` steps.
 """
 
 from __future__ import annotations
@@ -31,14 +28,18 @@ from pydantic import Field, model_validator
 from bloomkit.config import Section
 from bloomkit.console import log
 from bloomkit.pretraining.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
-from bloomkit.pretraining.data import DataConfig, build_datasets, micro_batches
+from bloomkit.pretraining.data import (
+    DataConfig,
+    build_datasets,
+    language_valid_datasets,
+    micro_batches,
+)
+from bloomkit.pretraining.metrics import MetricsLog, peak_tflops, summarize
 from bloomkit.pretraining.model.config import BloomModelConfig
 from bloomkit.pretraining.optim import OptimConfig, clip_grad_norm_, learning_rate, param_groups
 from bloomkit.pretraining.parallel import ParallelConfig
+from bloomkit.pretraining.rampup import BatchSchedule, rampup_problems
 from bloomkit.rundir import atomic_write_json
-
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
-"""Dense bf16 peak TFLOPs per GPU (vendor data sheets, SXM parts), matched in the device name."""
 
 
 class TrainConfig(Section):
@@ -49,9 +50,18 @@ class TrainConfig(Section):
     """Sequences per forward/backward on one rank."""
     global_batch_size: Annotated[int, Field(ge=1)] = 8
     """Sequences per optimizer step, over all DP ranks (tokens/step = this × seq_length)."""
+    rampup_batch_size: tuple[int, int, int] | None = None
+    """``[START, INCREMENT, SAMPLES]``: the global batch grows from START by INCREMENT over the
+    first SAMPLES samples (Megatron-LM's ``--rampup-batch-size``; :mod:`.rampup`)."""
     log_interval: Annotated[int, Field(ge=1)] = 1
+    """Print every this many steps (``metrics.jsonl`` and TensorBoard get every step)."""
     eval_batches: Annotated[int, Field(ge=0)] = 1
-    """Global batches of the validation split scored after the last step (0 = none)."""
+    """Global batches of validation scored after the last step, overall and for each language
+    of a blend (0 = none)."""
+    eval_interval: Annotated[int, Field(ge=1)] | None = None
+    """Also score validation every this many steps (``null`` = after the last step only)."""
+    tensorboard: bool = True
+    """Write the logged values to ``RUN/tensorboard`` (rank 0) besides ``metrics.jsonl``."""
     bf16: bool | None = None
     """``null``: bf16 on GPU, fp32 on CPU."""
     peak_tflops: Annotated[float, Field(gt=0)] | None = None
@@ -92,6 +102,9 @@ class PretrainConfig(Section):
                 f"train.global_batch_size {t.global_batch_size} % (micro_batch_size "
                 f"{t.micro_batch_size} × data_parallel {p.data_parallel}) != 0"
             )
+        problems += rampup_problems(
+            t.rampup_batch_size, t.global_batch_size, t.micro_batch_size, p.data_parallel
+        )
         if self.data.byte_corpus is not None and m.vocab_size < 256:
             problems.append(
                 f"model.vocab_size {m.vocab_size} < 256 byte tokens of data.byte_corpus"
@@ -99,26 +112,6 @@ class PretrainConfig(Section):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-
-def _rank_loss(losses: list[dict[str, torch.Tensor]], dp_size: int) -> float:
-    """Mean loss of the step, known on every rank (only last-stage TP-rank-0 ranks have it)."""
-    from megatron.core import parallel_state as ps
-
-    value = torch.zeros((), dtype=torch.float64)
-    if ps.is_pipeline_last_stage() and ps.get_tensor_model_parallel_rank() == 0 and losses:
-        value += sum(float(item["loss"]) for item in losses) / len(losses)
-    dist.all_reduce(value)
-    return value.item() / dp_size
-
-
-def _peak_tflops(config: TrainConfig) -> float | None:
-    if config.peak_tflops is not None:
-        return config.peak_tflops
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name()
-        return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
-    return None
 
 
 def _build(config: PretrainConfig, cuda: bool, bf16: bool) -> tuple[Any, Any]:
@@ -165,14 +158,15 @@ def _build(config: PretrainConfig, cuda: bool, bf16: bool) -> tuple[Any, Any]:
     return ddp, optimizer
 
 
-def checkpoint_meta(config: PretrainConfig, step: int) -> dict[str, Any]:
+def checkpoint_meta(config: PretrainConfig, step: int, consumed_samples: int) -> dict[str, Any]:
     """What ``bloomkit.json`` records besides the files: step, data position, model, layout."""
     m, p, t = config.model, config.parallel, config.train
     return {
         "kind": "train",
         "step": step,
-        "consumed_samples": step * t.global_batch_size,
+        "consumed_samples": consumed_samples,
         "global_batch_size": t.global_batch_size,
+        "rampup_batch_size": t.rampup_batch_size,
         "model": {**m.model_dump(mode="json"), "ffn_size": m.ffn_size},
         "padded_vocab_size": m.padded_vocab_size(p.tensor_parallel),
         "parallel": layout_of(p),
@@ -188,47 +182,41 @@ def layout_of(parallel: ParallelConfig) -> dict[str, int]:
     }
 
 
-def _history(metrics_path: Path, start: int, rank0: bool) -> list[dict[str, Any]]:
-    """Rows of steps ``1..start`` from an earlier job; rank 0 drops any later ones from the file
-    (steps trained after the checkpoint that is resumed)."""
-    rows = []
-    if start and metrics_path.is_file():
-        lines = metrics_path.read_text(encoding="utf-8").splitlines()
-        rows = [row for row in map(json.loads, lines) if row["step"] <= start]
-    dist.barrier()
-    if rank0:
-        text = "".join(json.dumps(row) + "\n" for row in rows)
-        metrics_path.write_text(text, encoding="utf-8")
-    return rows
-
-
-def _resume(config: PretrainConfig, ckpt: Checkpointer, ddp: Any, optimizer: Any) -> int:
+def _resume(
+    config: PretrainConfig, schedule: BatchSchedule, ckpt: Checkpointer, ddp: Any, optimizer: Any
+) -> int:
     """Load the run's newest intact checkpoint (or ``checkpoint.load``); the step to start at."""
     meta = ckpt.resume(ddp.module, optimizer, config.model, layout_of(config.parallel))
     if meta is None:
         return 0
-    gbs = config.train.global_batch_size
-    if meta["kind"] == "train" and meta["global_batch_size"] != gbs:
+    t, step = config.train, int(meta["step"])
+    if meta["kind"] == "train" and meta["consumed_samples"] != schedule.consumed(step):
         raise CheckpointError(
-            f"checkpoint step {meta['step']} consumed {meta['consumed_samples']} samples at "
-            f"train.global_batch_size {meta['global_batch_size']}; resume with that batch size "
-            f"(got {gbs}) or start a new run directory"
+            f"checkpoint step {step} consumed {meta['consumed_samples']} samples at "
+            f"train.global_batch_size {meta['global_batch_size']}, rampup_batch_size "
+            f"{meta.get('rampup_batch_size')}; this config would have consumed "
+            f"{schedule.consumed(step)} (global_batch_size {t.global_batch_size}, "
+            f"rampup_batch_size {t.rampup_batch_size}): resume with the batch settings of the "
+            "checkpoint or start a new run directory"
         )
-    return int(meta["step"])
+    return step
 
 
 def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
-    """The loop, run by every rank; rank 0 writes ``metrics.jsonl`` and ``summary.json``.
+    """The loop, run by every rank; rank 0 writes ``metrics.jsonl``, TensorBoard and
+    ``summary.json``.
 
     Resumes from the newest intact checkpoint in ``out/checkpoints`` (bit-exact: same losses as
-    an uninterrupted run), saves every ``checkpoint.interval`` steps, at the end, and when
-    :class:`StopGuard` says stop; after the last step writes ``out/finished.json``.
+    an uninterrupted run, the batch ramp-up continued), saves every ``checkpoint.interval``
+    steps, at the end, and when :class:`StopGuard` says stop; after the last step writes
+    ``out/finished.json``.
     """
     from megatron.core import parallel_state as ps
 
     from bloomkit.pretraining.parallel import init_parallel
     from bloomkit.pretraining.step import run_schedule
     from bloomkit.pretraining.stopping import StopGuard
+    from bloomkit.pretraining.validation import evaluate, rank_loss
 
     t, p, m, o = config.train, config.parallel, config.model, config.optim
     cuda = torch.cuda.is_available()
@@ -237,32 +225,38 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
     rank0 = dist.get_rank() == 0
     ddp, optimizer = _build(config, cuda, bf16)
     params = [q for q in ddp.parameters() if q.requires_grad]
-    ckpt = Checkpointer(config.checkpoint, out / "checkpoints")
-    start = _resume(config, ckpt, ddp, optimizer)
-    dp_rank, dp_size = ps.get_data_parallel_rank(), ps.get_data_parallel_world_size()
-    train_data, valid_data = build_datasets(
-        config.data,
-        vocab_size=m.padded_vocab_size(p.tensor_parallel),
-        seq_length=m.seq_length,
-        train_samples=t.steps * t.global_batch_size,
-        valid_samples=max(1, t.eval_batches * t.global_batch_size),
-        data_dir=out / "data",
+    schedule = BatchSchedule(
+        t.steps, t.global_batch_size, t.micro_batch_size, p.data_parallel, t.rampup_batch_size
     )
-    tokens_per_step = t.global_batch_size * m.seq_length
-    flops_per_step = m.flops_per_token() * tokens_per_step
-    peak = _peak_tflops(t)
-    metrics_path = out / "metrics.jsonl"
-    history = _history(metrics_path, start, rank0)
+    ckpt = Checkpointer(config.checkpoint, out / "checkpoints")
+    start = _resume(config, schedule, ckpt, ddp, optimizer)
+    dp_rank, dp_size = ps.get_data_parallel_rank(), ps.get_data_parallel_world_size()
+    data_args = {"vocab_size": m.padded_vocab_size(p.tensor_parallel),
+                 "seq_length": m.seq_length, "data_dir": out / "data"}  # fmt: skip
+    valid_samples = max(1, t.eval_batches * t.global_batch_size)
+    train_data, valid_data = build_datasets(
+        config.data, train_samples=schedule.total, valid_samples=valid_samples, **data_args
+    )
+    languages = (
+        language_valid_datasets(config.data, valid_samples=valid_samples, **data_args)
+        if t.eval_batches
+        else {}
+    )
+    peak = peak_tflops(t.peak_tflops)
     stopped, saved, done = None, start, start
     guard = StopGuard(config.checkpoint, out)
     if start < t.steps and guard.kill_switch_on():
         stopped = f"kill switch {guard.kill_switch}"
+    metrics = MetricsLog(
+        out, start, steps=t.steps, log_interval=t.log_interval, tensorboard=t.tensorboard
+    )
     ddp.train()
-    with guard:
+    with metrics, guard:
         for step in range(start, t.steps if stopped is None else start):
             start_s = time.perf_counter()
+            gbs = schedule.sizes[step]
             batches = micro_batches(
-                train_data, step, global_batch=t.global_batch_size,
+                train_data, schedule.consumed(step), global_batch=gbs,
                 micro_batch=t.micro_batch_size, dp_rank=dp_rank, dp_size=dp_size,
             )  # fmt: skip
             data_s = time.perf_counter() - start_s
@@ -279,96 +273,50 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
                     q.grad = q.main_grad
                 grad_norm = clip_grad_norm_(params, o.clip_grad)
                 optimizer.step()
-            loss = _rank_loss(losses, dp_size)
+            loss = rank_loss(losses, dp_size)
             step_s = time.perf_counter() - start_s
-            tflops = flops_per_step / step_s / dist.get_world_size() / 1e12
+            tokens = gbs * m.seq_length
+            tflops = m.flops_per_token() * tokens / step_s / dist.get_world_size() / 1e12
+            done = step + 1
             row = {
-                "step": step + 1, "loss": loss, "lr": lr, "grad_norm": float(grad_norm or 0.0),
-                "tokens_per_s": tokens_per_step / step_s, "tflops": tflops,
+                "step": done, "loss": loss, "lr": lr, "grad_norm": float(grad_norm or 0.0),
+                "global_batch_size": gbs, "tokens_per_s": tokens / step_s, "tflops": tflops,
                 "mfu": tflops / peak if peak else None, "step_s": step_s,
                 "data_wait_pct": 100.0 * data_s / step_s,
                 "memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
             }  # fmt: skip
-            history.append(row)
-            done = step + 1
             if not math.isfinite(loss):
                 raise FloatingPointError(f"step {done}: loss is {loss}; lower optim.lr")
-            if rank0:
-                with open(metrics_path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                if done % t.log_interval == 0 or done == t.steps:
-                    log.info(
-                        "step %d/%d loss %.4f lr %.2e grad_norm %.3f tokens/s %.0f TFLOPs %.3f%s",
-                        done, t.steps, loss, lr, row["grad_norm"], row["tokens_per_s"], tflops,
-                        f" MFU {100 * row['mfu']:.1f}%" if row["mfu"] is not None else "",
-                    )  # fmt: skip
+            score = done == t.steps or (t.eval_interval and done % t.eval_interval == 0)
+            if score and t.eval_batches and valid_data is not None:
+                row |= evaluate(ddp, valid_data, languages, t, m.seq_length, dp_rank, dp_size)
+            metrics.add(row)
             stopped = guard.check(done) if done < t.steps else None
             interval = config.checkpoint.interval
-            if stopped or done == t.steps or (interval and done % interval == 0):
-                ckpt.save(done, ddp.module, optimizer, checkpoint_meta(config, done))
+            save = stopped or done == t.steps or (interval and done % interval == 0)
+            if save and config.checkpoint.save:
+                meta = checkpoint_meta(config, done, schedule.consumed(done))
+                ckpt.save(done, ddp.module, optimizer, meta)
                 saved = done
             if stopped:
                 break
     if stopped and rank0:
         log.warning("stopping after step %d (%s); checkpoint step-%d", done, stopped, saved)
-    valid_loss = None
-    if stopped is None and t.eval_batches and valid_data is not None:
-        valid_loss = _evaluate(config, ddp, valid_data, dp_rank, dp_size, run_schedule)
-    summary = _summary(config, history, peak, bf16, cuda, done)
-    summary.update(valid_loss=valid_loss, stopped=stopped, resumed_from=start or None)
+    layout = f"tp{p.tensor_parallel}×pp{p.pipeline_parallel}×dp{p.data_parallel}"
+    summary = summarize(
+        layout, m.num_parameters(p.tensor_parallel), metrics.rows, steps=done,
+        tokens=schedule.consumed(done) * m.seq_length, peak=peak, bf16=bf16, cuda=cuda,
+    )  # fmt: skip
+    last = metrics.rows[-1] if metrics.rows and done == t.steps else {}
+    summary.update(
+        valid_loss=last.get("valid_loss"),
+        valid_loss_per_language=last.get("valid_loss_per_language"),
+        stopped=stopped,
+        resumed_from=start or None,
+    )
     summary["checkpoint"] = str(out / "checkpoints" / f"step-{saved}") if saved else None
     if rank0:
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         if done == t.steps:
             atomic_write_json(out / "finished.json", {"steps": done, "checkpoint": f"step-{saved}"})
     return summary
-
-
-def _evaluate(
-    config: PretrainConfig, ddp: Any, valid_data: Any, dp_rank: int, dp_size: int, run: Any
-) -> float:
-    """Mean loss over ``train.eval_batches`` global batches of the validation split."""
-    t = config.train
-    ddp.eval()
-    batches = [
-        micro
-        for i in range(t.eval_batches)
-        for micro in micro_batches(
-            valid_data,
-            i,
-            global_batch=t.global_batch_size,
-            micro_batch=t.micro_batch_size,
-            dp_rank=dp_rank,
-            dp_size=dp_size,
-        )
-    ]
-    with torch.no_grad():
-        loss = _rank_loss(
-            run(ddp, batches, seq_length=config.model.seq_length, forward_only=True), dp_size
-        )
-    ddp.train()
-    return loss
-
-
-def _summary(
-    config: PretrainConfig, history: list[dict[str, Any]], peak: float | None, bf16: bool,
-    cuda: bool, done: int,
-) -> dict[str, Any]:  # fmt: skip
-    p, m, t = config.parallel, config.model, config.train
-    timed = history[1:] or history  # the first step pays for warm-up
-    mean_tflops = sum(r["tflops"] for r in timed) / len(timed) if timed else 0.0
-    return {
-        "layout": f"tp{p.tensor_parallel}×pp{p.pipeline_parallel}×dp{p.data_parallel}",
-        "parameters": m.num_parameters(p.tensor_parallel),
-        "steps": done,
-        "tokens": done * t.global_batch_size * m.seq_length,
-        "first_loss": history[0]["loss"] if history else None,
-        "final_loss": history[-1]["loss"] if history else None,
-        "valid_loss": None,
-        "losses": [row["loss"] for row in history],
-        "tokens_per_s": sum(r["tokens_per_s"] for r in timed) / len(timed) if timed else 0.0,
-        "tflops": mean_tflops,
-        "mfu": mean_tflops / peak if peak else None,
-        "precision": "bf16" if bf16 else "fp32",
-        "device": torch.cuda.get_device_name() if cuda else "cpu",
-    }
