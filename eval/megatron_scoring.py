@@ -16,6 +16,7 @@ log-softmax over the real vocabulary (padding columns dropped).
 
 from __future__ import annotations
 
+import atexit
 import queue
 import traceback
 from contextlib import ExitStack
@@ -159,6 +160,7 @@ class RankPool:
         except BaseException:
             self._stop()
             raise
+        atexit.register(self.close)  # plain `lm_eval` never closes its model
 
     def _reply(self) -> Any:
         """The next answer; raises (with the rank's traceback) when a rank failed."""
@@ -191,6 +193,7 @@ class RankPool:
 
     def close(self) -> None:
         """Let every rank leave its loop and exit; terminate any that does not."""
+        atexit.unregister(self.close)
         if any(p.is_alive() for p in self._ranks.processes):
             self._requests.put(None)
             for process in self._ranks.processes:

@@ -67,9 +67,13 @@ def reproduce_command(
     seeds: dict[str, int],
 ) -> str:
     """The plain ``lm_eval`` command line that computes the same numbers (``model``: lm-eval's
-    model name; ``bloomkit-megatron`` needs ``bloomkit.eval.models`` imported)."""
+    model name); for ``bloomkit-megatron``, lm-eval's command run through
+    ``python -m bloomkit.eval.lm_eval``, which registers that model first."""
+    program = (
+        ["python", "-m", "bloomkit.eval.lm_eval"] if model == "bloomkit-megatron" else ["lm_eval"]
+    )
     args = [
-        "lm_eval", "run", "--model", model,
+        *program, "run", "--model", model,
         "--model_args", ",".join(f"{k}={v}" for k, v in model_args.items()),
         "--tasks", ",".join(tasks),
         "--include_path", str(TASKS_DIR),

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from bloomkit.eval.runner import EvalConfig, evaluate
@@ -80,6 +86,21 @@ def test_megatron_checkpoint_scores_like_the_hf_path(
     assert {n: h for n, h in shards.items() if not n.startswith(".")}.items() <= hashed.items()
     assert "--model bloomkit-megatron" in provenance.reproduce
     assert ("tensor_parallel=2" in provenance.reproduce) == (tensor_parallel == 2)
+    if tensor_parallel == 2:  # the record's command reproduces the numbers outside bloomkit
+        args = shlex.split(provenance.reproduce)
+        assert args[:3] == ["python", "-m", "bloomkit.eval.lm_eval"]
+        out = tmp_path / "lm_eval"
+        done = subprocess.run(
+            [sys.executable, *args[1:], "--output_path", str(out)],
+            capture_output=True, text=True, timeout=600, check=False,
+            env={"HF_HUB_OFFLINE": "1", "PATH": str(Path(sys.executable).parent)},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        (path,) = out.rglob("results_*.json")
+        theirs = json.loads(path.read_text())["results"]
+        for name, task in results.tasks.items():
+            for metric, score in task.metrics.items():
+                assert theirs[name][f"{metric},none"] == score.value, (name, metric)
 
 
 def test_backends_say_what_they_need(tiny_bloom, tmp_path):
