@@ -8,24 +8,37 @@ candidates are joined with union-find into clusters. With 14 bands × 8 rows a p
 candidate with probability ``1 - (1 - J^8)^14``: 50 % at Jaccard 0.72, 93 % at 0.8.
 Signatures are computed in numpy over batches of documents: ~12k sentences/s, 6x datasketch's
 ``MinHash.update_batch`` per document (sib200, one CPU core).
+
+Streaming, as datatrove's four MinHash stages: pass 1 (:meth:`MinHashIndex.add`) writes each
+batch's band values to sorted runs on disk (:class:`.buckets.BandBuckets`), pass 2
+(:meth:`MinHashIndex.clusters`) merges them into candidate pairs and a union-find over document
+indices, pass 3 (:meth:`MinHashDedup.select`) streams the documents again and drops all but
+the first of each cluster. Memory depends on the number of near-duplicates, not of documents.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from bloomkit.config import Section
-from bloomkit.data_tooling.dedup.shingles import shingle_hashes, shingles
+from bloomkit.data_tooling.dedup.buckets import BandBuckets, UnionFind
+from bloomkit.data_tooling.dedup.report import example_clusters, summarise
+from bloomkit.data_tooling.dedup.shingles import shingle_hashes
 from bloomkit.data_tooling.pipeline.base import Document, Step
 
 MERSENNE = np.uint64((1 << 61) - 1)
 BATCH_SHINGLES = 1 << 15
 """Shingles hashed at once: a (BATCH_SHINGLES, bands·rows) uint64 block, 28 MiB at 112."""
+BATCH_DOCS = 4096
+"""At most this many documents per batch (texts with few or no shingles)."""
 
 
 class MinHashConfig(Section):
@@ -77,138 +90,142 @@ def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
     return float(np.mean(sig_a == sig_b))
 
 
-def candidate_pairs(sigs: np.ndarray, config: MinHashConfig) -> Iterator[tuple[int, int]]:
-    """``(i, j)`` with ``j < i`` the first document sharing a band bucket with document ``i``.
+class MinHashIndex:
+    """Passes 1 and 2 over a stream of texts numbered 0, 1, … in the order they are added.
 
-    Documents with an empty signature (no shingles) are never candidates.
+    Work files (band runs; full signatures only when ``config.verify`` is set) live in
+    ``folder`` (a new temporary folder by default) and are removed by :meth:`clusters`.
     """
-    live = np.flatnonzero(sigs[:, 0] != MERSENNE)
-    void = np.dtype((np.void, config.rows * sigs.itemsize))
-    for band in range(config.bands):
-        block = np.ascontiguousarray(sigs[live, band * config.rows : (band + 1) * config.rows])
-        _, first, inverse = np.unique(
-            block.view(void).ravel(), return_index=True, return_inverse=True
-        )
-        reps = live[first[inverse.ravel()]]
-        moved = reps != live
-        yield from zip(live[moved].tolist(), reps[moved].tolist(), strict=True)
 
+    def __init__(self, config: MinHashConfig, folder: Path | None = None) -> None:
+        self.config = config
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="bloomkit-minhash-"))
+        self.buckets = BandBuckets(self.folder, config.bands, config.rows)
+        self.count = 0
+        """Texts added so far."""
+        self._sets: list[np.ndarray] = []
+        self._shingles = 0
+        self._signatures = self.folder / "signatures.bin"
+        self._signatures.write_bytes(b"")
 
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
+    def add(self, text: str, language: str | None) -> None:
+        """Pass 1: shingle ``text``; its signature is written with the next batch."""
+        hashes = shingle_hashes(text, language, self.config.n_gram)
+        self._sets.append(hashes)
+        self._shingles += len(hashes)
+        self.count += 1
+        if self._shingles >= BATCH_SHINGLES or len(self._sets) >= BATCH_DOCS:
+            self._flush()
 
-    def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:
-            self.parent[i], i = root, self.parent[i]
-        return root
+    def _flush(self) -> None:
+        if not self._sets:
+            return
+        sigs = signatures(self._sets, self.config)
+        if self.config.verify is not None:
+            with open(self._signatures, "ab") as handle:
+                handle.write(sigs.tobytes())
+        live = np.flatnonzero(sigs[:, 0] != MERSENNE)  # no shingles: never a candidate
+        self.buckets.add(sigs[live], live + (self.count - len(self._sets)))
+        self._sets, self._shingles = [], 0
 
-    def union(self, i: int, j: int) -> None:
-        """Join the sets of ``i`` and ``j``; the lower index stays the root."""
-        ri, rj = self.find(i), self.find(j)
-        if ri != rj:
-            self.parent[max(ri, rj)] = min(ri, rj)
+    def clusters(self) -> list[list[int]]:
+        """Pass 2: clusters of two or more near-duplicate texts, as sorted indices, ordered by
+        their first index; then the work files are removed."""
+        self._flush()
+        forest, verify, size = UnionFind(), self.config.verify, self.config.num_perm * 8
+        try:
+            with open(self._signatures, "rb") as handle:  # empty unless verify is set
 
+                def signature(i: int) -> np.ndarray:
+                    return np.frombuffer(os.pread(handle.fileno(), size, i * size), np.uint64)
 
-def cluster_positions(docs: Sequence[Document], config: MinHashConfig) -> list[list[int]]:
-    """Clusters of two or more near-duplicate documents, as sorted positions in ``docs``."""
-    sets = [shingle_hashes(d.text, d.language, config.n_gram) for d in docs]
-    sigs = signatures(sets, config)
-    forest = _UnionFind(len(docs))
-    for i, j in candidate_pairs(sigs, config):
-        if config.verify is None or estimated_jaccard(sigs[i], sigs[j]) >= config.verify:
-            forest.union(i, j)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(docs)):
-        groups.setdefault(forest.find(i), []).append(i)
-    return [g for g in groups.values() if len(g) > 1]
+                for i, j in self.buckets.pairs():
+                    if verify is None or estimated_jaccard(signature(i), signature(j)) >= verify:
+                        forest.union(i, j)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return forest.groups()
 
 
 def near_duplicate_clusters(
-    docs: Sequence[Document], config: MinHashConfig | None = None
+    docs: Iterable[Document], config: MinHashConfig | None = None
 ) -> list[list[str]]:
     """Clusters of near-duplicate documents as ids, each in input order (the first is kept)."""
-    return [[docs[i].id for i in g] for g in cluster_positions(docs, config or MinHashConfig())]
+    index, ids = MinHashIndex(config or MinHashConfig()), []
+    for doc in docs:
+        index.add(doc.text, doc.language)
+        ids.append(doc.id)
+    return [[ids[i] for i in g] for g in index.clusters()]
 
 
 class MinHashDedup(Step):
     """Keep the first document of each near-duplicate cluster, drop the rest as ``near_duplicate``.
 
-    Two passes: the input is materialised, clustered, then yielded in order. Dropped documents
-    get ``metadata["duplicate_of"]``; the clusters of the last run are in :attr:`clusters`.
+    Three passes over the same documents in the same order: :meth:`cluster` (passes 1 and 2,
+    work files in ``folder``), then :meth:`select` yields the kept ones; :meth:`run` does both
+    over a sequence. Dropped documents get ``metadata["duplicate_of"]``; after :meth:`select`,
+    the clusters (ids) are in :attr:`clusters` and :meth:`report` describes them, with the
+    ``examples`` largest clusters' first two documents (the only texts held).
     """
 
     name: ClassVar[str] = "dedup_minhash"
 
-    def __init__(self, config: MinHashConfig | None = None) -> None:
+    def __init__(
+        self, config: MinHashConfig | None = None, folder: Path | None = None, examples: int = 5
+    ) -> None:
         super().__init__()
         self.config = config or MinHashConfig()
+        self.folder = folder
+        self.examples = examples
         self.clusters: list[list[str]] = []
+        self._groups: list[list[int]] = []
+        self._indexed = 0
+        self._samples: dict[str, Document] = {}
 
-    def run(self, docs: Iterable[Document]) -> Iterator[Document]:
-        items = list(docs)
-        groups = cluster_positions(items, self.config)
-        self.clusters = [[items[i].id for i in g] for g in groups]
-        keeper = {i: g[0] for g in groups for i in g[1:]}
-        for i, doc in enumerate(items):
+    def cluster(self, docs: Iterable[Document]) -> None:
+        """Passes 1 and 2: find the clusters of ``docs`` (indices in stream order)."""
+        index = MinHashIndex(self.config, self.folder)
+        for doc in docs:
+            index.add(doc.text, doc.language)
+        self._groups, self._indexed = index.clusters(), index.count
+
+    def select(self, docs: Iterable[Document]) -> Iterator[Document]:
+        """Pass 3: the documents given to :meth:`cluster`, again; yield those kept."""
+        groups = self._groups
+        member = {i: c for c, g in enumerate(groups) for i in g}
+        wanted = {i for c in example_clusters(groups, self.examples) for i in groups[c][:2]}
+        self.clusters, self._samples = [[] for _ in groups], {}
+        count = 0
+        for i, doc in enumerate(docs):
+            count += 1
             self.stats.add("seen", doc.language)
-            if i in keeper:
-                doc.metadata["duplicate_of"] = items[keeper[i]].id
+            if i in wanted:
+                self._samples[doc.id] = doc
+            c = member.get(i)
+            if c is not None:
+                self.clusters[c].append(doc.id)
+            if c is not None and groups[c][0] != i:
+                doc.metadata["duplicate_of"] = self.clusters[c][0]
                 self.drop(doc, "near_duplicate")
             else:
                 self.stats.add("kept", doc.language)
                 yield doc
+        if count != self._indexed:
+            raise RuntimeError(f"{self.name}: clustered {self._indexed} documents, got {count}")
 
+    def run(self, docs: Iterable[Document]) -> Iterator[Document]:
+        items = docs if isinstance(docs, Sequence) else list(docs)  # two passes over it
+        self.cluster(items)
+        yield from self.select(items)
 
-def _snippet(doc: Document, width: int) -> dict[str, Any]:
-    text = " ".join(doc.text.split())
-    return {
-        "id": doc.id,
-        "language": doc.language,
-        "text": text if len(text) <= width else text[: width - 1] + "…",
-    }
-
-
-def cluster_report(
-    clusters: Sequence[Sequence[str]],
-    docs: Iterable[Document],
-    examples: int = 5,
-    n_gram: int = 5,
-    width: int = 160,
-) -> dict[str, Any]:
-    """Counts, duplicate rate, sizes and example pairs (largest clusters first) of a clustering.
-
-    Each example pairs a cluster's kept document with one it removed, with their exact
-    Jaccard similarity on ``n_gram`` shingles and text snippets of ``width`` characters.
-    """
-    by_id = {d.id: d for d in docs}
-    duplicates = sum(len(c) - 1 for c in clusters)
-    by_language: Counter[str] = Counter(
-        by_id[i].language or "unknown" for c in clusters for i in c[1:]
-    )
-    pairs = []
-    for cluster in sorted(clusters, key=len, reverse=True)[:examples]:
-        kept, removed = by_id[cluster[0]], by_id[cluster[1]]
-        a = shingles(kept.text, kept.language, n_gram)
-        b = shingles(removed.text, removed.language, n_gram)
-        pairs.append(
-            {
-                "cluster_size": len(cluster),
-                "jaccard": round(len(a & b) / max(len(a | b), 1), 3),
-                "kept": _snippet(kept, width),
-                "removed": _snippet(removed, width),
-            }
-        )
-    return {
-        "documents": len(by_id),
-        "clusters": len(clusters),
-        "duplicates": duplicates,
-        "duplicate_rate": duplicates / len(by_id) if by_id else 0.0,
-        "largest_cluster": max((len(c) for c in clusters), default=0),
-        "cluster_sizes": dict(sorted(Counter(len(c) for c in clusters).items())),
-        "duplicates_by_language": dict(sorted(by_language.items())),
-        "examples": pairs,
-    }
+    def report(self, n_gram: int = 5, width: int = 160) -> dict[str, Any]:
+        """:func:`.report.cluster_report` of the last :meth:`select`, from its counts."""
+        removed = {
+            lang: counts["removed"]
+            for lang, counts in self.stats.by_language.items()
+            if counts["removed"]
+        }
+        return summarise(
+            self.clusters, self.stats.counts["seen"], removed, self._samples,
+            self.examples, n_gram, width,
+        )  # fmt: skip

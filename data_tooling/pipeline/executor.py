@@ -8,7 +8,7 @@ Layout under the run directory (``FMT`` is ``jsonl.zst`` or ``parquet``)::
     shards/00000/quarantined.FMT    unusable input, ``metadata.quarantine = {step, reason}``
     shards/00000/stats.json         step stats and ledger; written LAST: the done marker
     corpus/00000.FMT …              the final corpus, ``docs_per_shard`` documents each
-    dedup/removed.FMT, dedup/clusters.json
+    dedup/removed.FMT, dedup/clusters.json   (dedup/minhash/: work files, gone once clustered)
     dedup/stats.json                written LAST: the done marker of the dedup stage
 
 A shard with a ``stats.json`` is never redone; any other shard folder is the leftover of an
@@ -30,8 +30,9 @@ import json
 import multiprocessing
 import shutil
 import time
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import Any, ClassVar
 
 from bloomkit.console import progress
 from bloomkit.data_tooling.catalogue import Catalogue
-from bloomkit.data_tooling.dedup import ExactDedup, MinHashDedup, cluster_report
+from bloomkit.data_tooling.dedup import ExactDedup, MinHashDedup
 from bloomkit.data_tooling.pipeline.accounting import WRITE_STEP, Ledger
 from bloomkit.data_tooling.pipeline.base import Document, Sink, Step, StepStats
 from bloomkit.data_tooling.pipeline.config import DataRunConfig, InputConfig, document_steps
@@ -296,13 +297,14 @@ class UniqueIds(Step):
             yield doc
 
 
-def dedup_steps(config: DataRunConfig) -> list[Step]:
+def dedup_steps(config: DataRunConfig, folder: Path | None = None) -> list[Step]:
+    """The dedup stage's steps in order; MinHash keeps its work files in ``folder``."""
     dedup = config.steps.dedup
     steps: list[Step] = [UniqueIds()]
     if dedup.exact:
         steps.append(ExactDedup())
     if dedup.minhash is not None:
-        steps.append(MinHashDedup(dedup.minhash))
+        steps.append(MinHashDedup(dedup.minhash, folder))
     return steps
 
 
@@ -320,7 +322,13 @@ def _write_corpus(docs: Iterable[Document], folder: Path, config: DataRunConfig)
 
 
 def dedup_stage(tasks: list[ShardTask], config: DataRunConfig, run_path: Path) -> dict[str, Any]:
-    """Deduplicate all kept shards in shard order and write ``corpus/``; once per run."""
+    """Deduplicate all kept shards in shard order and write ``corpus/``; once per run.
+
+    Streaming: the steps before MinHash run as the kept shards are read and MinHash indexes
+    what they keep (passes 1–2); then the shards are read again, less the positions removed,
+    and MinHash's selection is written (pass 3). Only hashes, removed positions and the
+    near-duplicate clusters are held, never the corpus.
+    """
     folder = run_path / "dedup"
     marker = folder / DONE
     if marker.exists():
@@ -329,23 +337,40 @@ def dedup_stage(tasks: list[ShardTask], config: DataRunConfig, run_path: Path) -
     shutil.rmtree(folder, ignore_errors=True)
     for stale in run_path.glob(".corpus.*-*"):  # atomic_path leftovers of a killed run
         shutil.rmtree(stale, ignore_errors=True)
-    steps, ledger, fmt = dedup_steps(config), Ledger(), config.output.format
+    steps, ledger, fmt = dedup_steps(config, folder / "minhash"), Ledger(), config.output.format
+    minhash = steps[-1] if isinstance(steps[-1], MinHashDedup) else None
     chars: Counter[str] = Counter()
+    dropped, position, last = array("q"), -1, None  # stream positions removed before MinHash
+
+    def shard_docs(skip: Sequence[int] = ()) -> Iterator[Document]:
+        nonlocal position, last
+        docs = (d for t in tasks for d in read_shard(t.output("kept")))
+        skipped = iter(skip)
+        after = next(skipped, -1)
+        for position, last in enumerate(docs):
+            if position == after:
+                after = next(skipped, -1)
+            else:
+                yield last
+
     with ShardWriter(folder / f"removed.{fmt}", fmt) as removed:
 
         def remove(doc: Document, step: str, reason: str) -> None:
             doc.metadata["removal"] = {"step": step, "reason": reason}
             removed.write(doc)
             ledger.add("removed", step, doc)
+            if step != MinHashDedup.name:
+                assert doc is last, "a step before MinHash must drop the document just read"
+                dropped.append(position)
 
-        docs: Iterable[Document] = (d for t in tasks for d in read_shard(t.output("kept")))
-        materialised: list[Document] = []
+        docs: Iterable[Document] = shard_docs()
         for step in steps:
             step.removed_sink = remove
-            if isinstance(step, MinHashDedup):
-                materialised = list(docs)  # MinHash clusters the whole corpus at once
-                docs = materialised
-            docs = step.run(docs)
+            if step is minhash:
+                minhash.cluster(docs)
+                docs = minhash.select(shard_docs(dropped))
+            else:
+                docs = step.run(docs)
 
         def counted(docs: Iterable[Document]) -> Iterator[Document]:
             for doc in docs:
@@ -355,8 +380,7 @@ def dedup_stage(tasks: list[ShardTask], config: DataRunConfig, run_path: Path) -
 
         with atomic_path(run_path / "corpus") as tmp:
             _write_corpus(counted(docs), tmp, config)
-    minhash = next((s for s in steps if isinstance(s, MinHashDedup)), None)
-    clusters = cluster_report(minhash.clusters, materialised) if minhash else None
+    clusters = minhash.report() if minhash else None
     atomic_write_json(folder / "clusters.json", clusters)
     stats = {
         "steps": [step.stats.to_json() for step in steps],
