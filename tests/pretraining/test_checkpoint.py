@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from bloomkit.config import validate
 from bloomkit.pretraining.checkpoint import (
     CheckpointConfig,
     Checkpointer,
@@ -14,33 +13,14 @@ from bloomkit.pretraining.checkpoint import (
     read_meta,
     step_dirs,
 )
-from bloomkit.pretraining.launch import free_port
-from bloomkit.pretraining.pretrain import pretrain
 from bloomkit.pretraining.train import PretrainConfig
-from bloomkit.rundir import RunDir
+from tests.pretraining.runs import run, tiny_config
 
 STEPS = 4
 
 
-def config(prefix, steps=STEPS, checkpoint=None, **parallel) -> PretrainConfig:
-    return validate(
-        PretrainConfig,
-        {
-            "model": {"preset": "tiny", "seq_length": 32},
-            "parallel": parallel,
-            "data": {"blend": {str(prefix): 1.0}, "split": "90,10,0"},
-            "optim": {"lr": 3e-3, "warmup_steps": 1},
-            "train": {"steps": steps, "micro_batch_size": 2, "global_batch_size": 4,
-                      "eval_batches": 1},
-            "checkpoint": checkpoint or {},
-        },
-    )  # fmt: skip
-
-
-def run(cfg: PretrainConfig, out) -> dict:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MASTER_PORT", str(free_port()))
-        return pretrain(cfg, RunDir(out, "test", None))
+def config(prefix, checkpoint=None, **parallel) -> PretrainConfig:
+    return tiny_config(prefix, steps=STEPS, checkpoint=checkpoint, parallel=parallel)
 
 
 @pytest.fixture(scope="module")

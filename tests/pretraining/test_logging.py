@@ -7,32 +7,15 @@ import json
 
 import pytest
 
-from bloomkit.config import validate
-from bloomkit.pretraining.launch import free_port
-from bloomkit.pretraining.pretrain import pretrain
 from bloomkit.pretraining.train import PretrainConfig
-from bloomkit.rundir import RunDir
+from tests.pretraining.runs import run, tiny_config
 
 STEPS = 8
 
 
 def blend_config(blend_file, **train) -> PretrainConfig:
-    return validate(
-        PretrainConfig,
-        {
-            "model": {"preset": "tiny", "seq_length": 32},
-            "data": {"blend_file": str(blend_file), "split": "90,10,0"},
-            "optim": {"lr": 1e-2, "warmup_steps": 1},
-            "train": {"steps": STEPS, "micro_batch_size": 2, "global_batch_size": 4,
-                      "eval_batches": 2, "eval_interval": 4, **train},
-        },
-    )  # fmt: skip
-
-
-def run(config: PretrainConfig, out) -> dict:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MASTER_PORT", str(free_port()))
-        return pretrain(config, RunDir(out, "test", None))
+    return tiny_config({"blend_file": str(blend_file)}, steps=STEPS, optim={"lr": 1e-2},
+                       eval_batches=2, eval_interval=4, **train)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +43,7 @@ def test_validation_loss_per_language_in_log_and_summary(blend_run):
 
 
 def test_one_dataset_no_tensorboard_no_saving(token_prefix, tmp_path):
-    config = blend_config(token_prefix, steps=1, tensorboard=False)
-    config = config.model_copy(
-        update={"data": config.data.model_copy(update={"blend_file": None,
-                                                       "blend": {str(token_prefix): 1.0}}),
-                "checkpoint": config.checkpoint.model_copy(update={"save": False})}
-    )  # fmt: skip
+    config = tiny_config(token_prefix, steps=1, checkpoint={"save": False}, tensorboard=False)
     summary = run(config, tmp_path)
     assert summary["valid_loss"] is not None and summary["valid_loss_per_language"] is None
     assert not (tmp_path / "tensorboard").exists()

@@ -7,13 +7,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from bloomkit.config import validate
 from bloomkit.pretraining.checkpoint import CheckpointError, read_meta
-from bloomkit.pretraining.launch import free_port
-from bloomkit.pretraining.pretrain import pretrain
 from bloomkit.pretraining.rampup import BatchSchedule
 from bloomkit.pretraining.train import PretrainConfig
-from bloomkit.rundir import RunDir
+from tests.pretraining.runs import run, tiny_config
 
 STEPS = 6
 # global batch 6, micro 2, DP 1, ramp from 2 by 2 over 8 samples: one increment per 4 samples
@@ -22,24 +19,8 @@ SIZES = [2, 2, 4, 6, 6, 6]  # consumed before each step: 0, 2, 4, 8, 14, 20
 
 
 def ramp_config(prefix, rampup=RAMP, checkpoint=None, **parallel) -> PretrainConfig:
-    return validate(
-        PretrainConfig,
-        {
-            "model": {"preset": "tiny", "seq_length": 32},
-            "parallel": parallel,
-            "data": {"blend": {str(prefix): 1.0}, "split": "90,10,0"},
-            "optim": {"lr": 3e-3, "warmup_steps": 1},
-            "train": {"steps": STEPS, "micro_batch_size": 2, "global_batch_size": 6,
-                      "rampup_batch_size": rampup, "eval_batches": 1},
-            "checkpoint": checkpoint or {},
-        },
-    )  # fmt: skip
-
-
-def run(config: PretrainConfig, out) -> dict:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MASTER_PORT", str(free_port()))
-        return pretrain(config, RunDir(out, "test", None))
+    return tiny_config(prefix, steps=STEPS, checkpoint=checkpoint, parallel=parallel,
+                       global_batch_size=6, rampup_batch_size=rampup)  # fmt: skip
 
 
 def logged_sizes(out) -> list[int]:

@@ -6,39 +6,25 @@ import json
 
 import pytest
 
-from bloomkit.config import validate
 from bloomkit.pretraining.checks import train_worker
-from bloomkit.pretraining.launch import free_port, spawn
+from bloomkit.pretraining.launch import spawn
 from bloomkit.pretraining.optim import OptimConfig, learning_rate
-from bloomkit.pretraining.pretrain import pretrain
 from bloomkit.pretraining.train import PretrainConfig
-from bloomkit.rundir import RunDir
+from tests.pretraining.runs import run, tiny_config
 
 STEPS = 6
 RTOL = 2e-4  # fp32, different reduction orders across layouts
 
 
-def tiny_config(prefix, steps=STEPS, **parallel) -> PretrainConfig:
-    return validate(
-        PretrainConfig,
-        {
-            "model": {"preset": "tiny", "seq_length": 32},
-            "parallel": parallel,
-            "data": {"blend": {str(prefix): 1.0}, "split": "90,10,0"},
-            "optim": {"lr": 3e-3, "warmup_steps": 2},
-            "train": {"steps": steps, "micro_batch_size": 2, "global_batch_size": 4,
-                      "eval_batches": 1},
-        },
-    )  # fmt: skip
+def layout_config(prefix, **parallel) -> PretrainConfig:
+    return tiny_config(prefix, steps=STEPS, optim={"warmup_steps": 2}, parallel=parallel)
 
 
 @pytest.fixture(scope="module")
 def reference(token_prefix, tmp_path_factory):
     """One process, TP1×PP1×DP1: the run every layout is compared with."""
     out = tmp_path_factory.mktemp("ref")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MASTER_PORT", str(free_port()))
-        return pretrain(tiny_config(token_prefix), RunDir(out, "test", None))
+    return run(layout_config(token_prefix), out)
 
 
 def test_single_process_loss_falls_and_metrics_are_logged(reference, tmp_path_factory):
@@ -59,7 +45,7 @@ def test_metrics_file_and_plot(reference, tmp_path_factory):
 
 def test_two_process_layouts_follow_the_reference(reference, token_prefix, tmp_path):
     layouts = [{"tensor_parallel": 2}, {"pipeline_parallel": 2}, {"data_parallel": 2}]
-    configs = [tiny_config(token_prefix, **layout).model_dump(mode="json") for layout in layouts]
+    configs = [layout_config(token_prefix, **layout).model_dump(mode="json") for layout in layouts]
     outs = [tmp_path / f"layout{i}" for i in range(len(layouts))]
     for out in outs:
         out.mkdir()
@@ -80,7 +66,7 @@ def test_learning_rate_warmup_then_cosine_to_ten_percent():
 
 @pytest.mark.slow
 def test_tp2_pp2_dp2_on_eight_processes_follows_the_reference(reference, token_prefix, tmp_path):
-    config = tiny_config(token_prefix, tensor_parallel=2, pipeline_parallel=2, data_parallel=2)
+    config = layout_config(token_prefix, tensor_parallel=2, pipeline_parallel=2, data_parallel=2)
     spawn(train_worker, 8, [config.model_dump(mode="json")], [str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["layout"] == "tp2×pp2×dp2"
