@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 from bloomkit.config import Section
@@ -71,6 +71,15 @@ class LoRAConfig(Section):
     log_interval: Annotated[int, Field(ge=1)] = 10
     seed: int = 1234
     """Seeds the adapters' init, dropout and the order of the rows."""
+
+    @model_validator(mode="after")
+    def _steps_schedule(self) -> LoRAConfig:
+        if self.optim.in_samples:
+            raise ValueError(
+                "optim.warmup_samples/decay_samples: LoRA schedules the LR in steps; "
+                "use optim.warmup_steps and optim.decay_steps"
+            )
+        return self
 
     @field_validator("target_modules")
     @classmethod

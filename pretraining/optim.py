@@ -1,5 +1,10 @@
 """Optimizer pieces of the trainer: config, LR schedule, and clipping across parallel groups.
 
+The LR schedule counts optimizer steps (``optim.warmup_steps``/``decay_steps``) or, as
+Megatron-LM's ``--lr-warmup-samples``/``--lr-decay-samples`` and BLOOM's training scripts do,
+consumed samples (``optim.warmup_samples``/``decay_samples``); the two differ under a
+batch-size ramp-up (:mod:`.rampup`).
+
 On GPU the trainer uses megatron-core's distributed optimizer (``get_megatron_optimizer``),
 which shards Adam state over DP and clips internally. Its wrappers need CUDA tensors, so on CPU
 the trainer uses ``torch.optim.AdamW`` and :func:`clip_grad_norm_` below, which computes the
@@ -9,25 +14,36 @@ same global norm megatron does: every gradient counted once across TP and PP.
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import torch
 import torch.distributed as dist
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from bloomkit.config import Section
+
+if TYPE_CHECKING:
+    from bloomkit.pretraining.rampup import BatchSchedule
 
 
 class OptimConfig(Section):
     """Adam with warmup + cosine decay (BLOOM: β 0.9/0.95, eps 1e-8, wd 0.1, clip 1.0)."""
 
     lr: Annotated[float, Field(gt=0)] = 3e-4
-    """Peak learning rate, reached after ``warmup_steps``."""
+    """Peak learning rate, reached after the warmup."""
     min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
     """Cosine decay ends at ``lr × min_lr_ratio`` (BLOOM: 10%)."""
     warmup_steps: Annotated[int, Field(ge=0)] = 0
+    """Steps of linear warmup; step 0 runs at ``lr / warmup_steps``."""
     decay_steps: Annotated[int, Field(ge=1)] | None = None
     """Steps of cosine decay after warmup; ``null`` = until the last training step."""
+    warmup_samples: Annotated[int, Field(ge=0)] | None = None
+    """Samples of linear warmup from LR 0 (Megatron-LM's ``--lr-warmup-samples``): a step runs
+    at the LR of the samples consumed before it, so the first step runs at 0."""
+    decay_samples: Annotated[int, Field(ge=1)] | None = None
+    """Sample at which the cosine decay reaches ``lr × min_lr_ratio``, counted from the first
+    sample, warmup included (Megatron-LM's ``--lr-decay-samples``); ``null`` = the run's last
+    sample. Setting either ``*_samples`` field schedules the LR in samples."""
     beta1: Annotated[float, Field(ge=0, lt=1)] = 0.9
     beta2: Annotated[float, Field(ge=0, lt=1)] = 0.95
     eps: Annotated[float, Field(gt=0)] = 1e-8
@@ -36,15 +52,61 @@ class OptimConfig(Section):
     clip_grad: Annotated[float, Field(gt=0)] | None = 1.0
     """Clip the global gradient norm to this; ``null`` = no clipping."""
 
+    @property
+    def in_samples(self) -> bool:
+        """Whether the LR schedule counts consumed samples rather than steps."""
+        return self.warmup_samples is not None or self.decay_samples is not None
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> OptimConfig:
+        if self.in_samples and (self.warmup_steps or self.decay_steps is not None):
+            raise ValueError(
+                f"optim.warmup_samples {self.warmup_samples}, decay_samples "
+                f"{self.decay_samples} and optim.warmup_steps {self.warmup_steps}, decay_steps "
+                f"{self.decay_steps}: the LR schedule counts samples or steps, not both; set "
+                "warmup_steps 0 and decay_steps null, or drop the *_samples fields"
+            )
+        warmup = self.warmup_samples or 0
+        if self.decay_samples is not None and self.decay_samples <= warmup:
+            raise ValueError(
+                f"optim.decay_samples {self.decay_samples} must exceed optim.warmup_samples "
+                f"{warmup}: decay_samples counts from the first sample, warmup included"
+            )
+        return self
+
 
 def learning_rate(config: OptimConfig, step: int, total_steps: int) -> float:
     """LR at ``step`` (0-based): linear warmup to ``lr``, then cosine to ``lr × min_lr_ratio``."""
+    if config.in_samples:
+        raise ValueError("optim.*_samples: the LR depends on samples, use scheduled_lr")
     if config.warmup_steps and step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     decay = config.decay_steps or max(1, total_steps - config.warmup_steps)
     progress = min(1.0, (step - config.warmup_steps) / decay)
     floor = config.lr * config.min_lr_ratio
     return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def samples_learning_rate(config: OptimConfig, consumed: int, total_samples: int) -> float:
+    """LR after ``consumed`` samples, as megatron-core's ``OptimizerParamScheduler`` computes it
+    when Megatron-LM counts samples: linear from 0 to ``lr`` at ``warmup_samples``, cosine down
+    to ``lr × min_lr_ratio`` at ``decay_samples`` (default ``total_samples``), flat after."""
+    warmup = config.warmup_samples or 0
+    if warmup and consumed <= warmup:
+        return config.lr * consumed / warmup
+    floor = config.lr * config.min_lr_ratio
+    end = config.decay_samples or total_samples
+    if consumed > end:
+        return floor
+    progress = (consumed - warmup) / (end - warmup)
+    return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def scheduled_lr(config: OptimConfig, schedule: BatchSchedule, step: int) -> float:
+    """LR of ``step`` (0-based) of a run: by steps, or by the samples consumed before it."""
+    if config.in_samples:
+        return samples_learning_rate(config, schedule.consumed(step), schedule.total)
+    return learning_rate(config, step, len(schedule.sizes))
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

@@ -7,10 +7,10 @@ Each step: ``global_batch / (micro_batch × dp)`` micro-batches per DP rank go t
 megatron-core's pipeline schedule (forward + backward, 1F1B when PP > 1); megatron-core's DDP
 all-reduces gradients over DP and the tied embedding over the first/last stage
 (``finalize_model_grads``); the global gradient norm is clipped; Adam steps at the scheduled
-LR. The global batch may ramp up (:mod:`.rampup`); the LR schedule stays in steps. Every step
-is logged (:mod:`.metrics`: console, ``metrics.jsonl``, TensorBoard); the validation loss,
-overall and per language of the blend (:mod:`.validation`), after the last step and every
-``eval_interval`` steps.
+LR. The global batch may ramp up (:mod:`.rampup`); the LR follows steps or, as in Megatron-LM,
+the samples consumed (:mod:`.optim`). Every step is logged (:mod:`.metrics`: console,
+``metrics.jsonl``, TensorBoard); the validation loss, overall and per language of the blend
+(:mod:`.validation`), after the last step and every ``eval_interval`` steps.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from bloomkit.pretraining.data import (
 )
 from bloomkit.pretraining.metrics import MetricsLog, peak_tflops, summarize
 from bloomkit.pretraining.model.config import BloomModelConfig
-from bloomkit.pretraining.optim import OptimConfig, clip_grad_norm_, learning_rate, param_groups
+from bloomkit.pretraining.optim import OptimConfig, clip_grad_norm_, param_groups, scheduled_lr
 from bloomkit.pretraining.parallel import ParallelConfig
 from bloomkit.pretraining.rampup import BatchSchedule, rampup_problems
 from bloomkit.rundir import atomic_write_json
@@ -263,7 +263,7 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
             ddp.zero_grad_buffer()
             optimizer.zero_grad()
             losses = run_schedule(ddp, batches, seq_length=m.seq_length, forward_only=False)
-            lr = learning_rate(o, step, t.steps)
+            lr = scheduled_lr(o, schedule, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if cuda:

@@ -137,6 +137,16 @@ def test_unknown_target_module_is_refused(tmp_path, tiny_bloom, seeds):
     assert not (tmp_path / "r").exists()  # refused before any work
 
 
+def test_a_schedule_in_samples_is_refused(tmp_path, tiny_bloom, seeds):
+    config = tmp_path / "lora.yaml"
+    optim = {"warmup_steps": 0, "warmup_samples": 64}
+    config.write_text(yaml.safe_dump({**_config(tiny_bloom, seeds), "optim": optim}))
+    result = CliRunner().invoke(app, [str(config), "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "LoRA schedules the LR in steps" in result.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_bloomkit_checkpoint_is_refused(tmp_path, seeds):
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "bloomkit.json").write_text("{}")
