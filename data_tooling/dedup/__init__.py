@@ -1,12 +1,13 @@
-"""Deduplication steps: exact (normalised-text hash) and near-duplicate (MinHash-LSH).
+"""Deduplication steps: unique ids, exact (normalised-text hash), near-duplicate (MinHash-LSH).
 
-Public API: :class:`ExactDedup` (``dedup_exact``), :class:`MinHashDedup` (``dedup_minhash``)
-with :class:`MinHashConfig` and the streaming :class:`MinHashIndex`,
+Public API: :class:`UniqueIds` (``unique_id``) and :class:`ExactDedup` (``dedup_exact``), both
+:class:`FirstOccurrence` steps over sorted on-disk runs, :class:`MinHashDedup`
+(``dedup_minhash``) with :class:`MinHashConfig` and the streaming :class:`MinHashIndex`,
 :func:`near_duplicate_clusters`, :func:`cluster_report`, and the language-aware
 :func:`shingles` they share.
 """
 
-from bloomkit.data_tooling.dedup.exact import ExactDedup, exact_key
+from bloomkit.data_tooling.dedup.exact import ExactDedup, FirstOccurrence, UniqueIds, exact_key
 from bloomkit.data_tooling.dedup.minhash import (
     MinHashConfig,
     MinHashDedup,
@@ -18,9 +19,11 @@ from bloomkit.data_tooling.dedup.shingles import normalise, shingle_hashes, shin
 
 __all__ = [
     "ExactDedup",
+    "FirstOccurrence",
     "MinHashConfig",
     "MinHashDedup",
     "MinHashIndex",
+    "UniqueIds",
     "cluster_report",
     "exact_key",
     "near_duplicate_clusters",

@@ -8,7 +8,7 @@ Layout under the run directory (``FMT`` is ``jsonl.zst`` or ``parquet``)::
     shards/00000/quarantined.FMT    unusable input, ``metadata.quarantine = {step, reason}``
     shards/00000/stats.json         step stats and ledger; written LAST: the done marker
     corpus/00000.FMT …              the final corpus, ``docs_per_shard`` documents each
-    dedup/removed.FMT, dedup/clusters.json   (dedup/minhash/: work files, gone once clustered)
+    dedup/removed.FMT, dedup/clusters.json   (dedup/<step>/: work files, gone once used)
     dedup/stats.json                written LAST: the done marker of the dedup stage
 
 A shard with a ``stats.json`` is never redone; any other shard folder is the leftover of an
@@ -30,17 +30,17 @@ import json
 import multiprocessing
 import shutil
 import time
-from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from bloomkit.console import progress
 from bloomkit.data_tooling.catalogue import Catalogue
-from bloomkit.data_tooling.dedup import ExactDedup, MinHashDedup
+from bloomkit.data_tooling.dedup import ExactDedup, FirstOccurrence, MinHashDedup, UniqueIds
+from bloomkit.data_tooling.dedup.runs import Bitmap
 from bloomkit.data_tooling.pipeline.accounting import WRITE_STEP, Ledger
 from bloomkit.data_tooling.pipeline.base import Document, Sink, Step, StepStats
 from bloomkit.data_tooling.pipeline.config import DataRunConfig, InputConfig, document_steps
@@ -280,31 +280,14 @@ def run_shards(tasks: list[ShardTask], workers: int, budget: int | None) -> list
 # --------------------------------------------------------------------------- dedup stage
 
 
-class UniqueIds(Step):
-    """Remove a document whose id an earlier document already has (reason ``duplicate_id``)."""
-
-    name: ClassVar[str] = "unique_id"
-
-    def run(self, docs: Iterable[Document]) -> Iterator[Document]:
-        seen: set[str] = set()
-        for doc in docs:
-            self.stats.add("seen", doc.language)
-            if doc.id in seen:
-                self.drop(doc, "duplicate_id")
-                continue
-            seen.add(doc.id)
-            self.stats.add("kept", doc.language)
-            yield doc
-
-
 def dedup_steps(config: DataRunConfig, folder: Path | None = None) -> list[Step]:
-    """The dedup stage's steps in order; MinHash keeps its work files in ``folder``."""
+    """The dedup stage's steps in order; each keeps its work files in ``folder / name``."""
     dedup = config.steps.dedup
-    steps: list[Step] = [UniqueIds()]
+    steps: list[Step] = [UniqueIds(folder and folder / UniqueIds.name)]
     if dedup.exact:
-        steps.append(ExactDedup())
+        steps.append(ExactDedup(folder and folder / ExactDedup.name))
     if dedup.minhash is not None:
-        steps.append(MinHashDedup(dedup.minhash, folder))
+        steps.append(MinHashDedup(dedup.minhash, folder and folder / MinHashDedup.name))
     return steps
 
 
@@ -324,10 +307,12 @@ def _write_corpus(docs: Iterable[Document], folder: Path, config: DataRunConfig)
 def dedup_stage(tasks: list[ShardTask], config: DataRunConfig, run_path: Path) -> dict[str, Any]:
     """Deduplicate all kept shards in shard order and write ``corpus/``; once per run.
 
-    Streaming: the steps before MinHash run as the kept shards are read and MinHash indexes
-    what they keep (passes 1–2); then the shards are read again, less the positions removed,
-    and MinHash's selection is written (pass 3). Only hashes, removed positions and the
-    near-duplicate clusters are held, never the corpus.
+    Streaming, in three reads of the kept shards: the first gives the keys of ``unique_id``
+    and ``dedup_exact`` to sorted runs on disk, merged into bitmaps of the positions they
+    remove; the second drops those positions and MinHash indexes the rest (its band runs are
+    then merged into clusters); the third, less the positions removed, writes MinHash's
+    selection. Only bitmaps of positions, merge blocks and the near-duplicate clusters are
+    held, never the corpus nor one entry per document.
     """
     folder = run_path / "dedup"
     marker = folder / DONE
@@ -337,21 +322,21 @@ def dedup_stage(tasks: list[ShardTask], config: DataRunConfig, run_path: Path) -
     shutil.rmtree(folder, ignore_errors=True)
     for stale in run_path.glob(".corpus.*-*"):  # atomic_path leftovers of a killed run
         shutil.rmtree(stale, ignore_errors=True)
-    steps, ledger, fmt = dedup_steps(config, folder / "minhash"), Ledger(), config.output.format
+    steps, ledger, fmt = dedup_steps(config, folder), Ledger(), config.output.format
     minhash = steps[-1] if isinstance(steps[-1], MinHashDedup) else None
+    firsts = [step for step in steps if isinstance(step, FirstOccurrence)]
     chars: Counter[str] = Counter()
-    dropped, position, last = array("q"), -1, None  # stream positions removed before MinHash
 
-    def shard_docs(skip: Sequence[int] = ()) -> Iterator[Document]:
-        nonlocal position, last
+    def shard_docs(skip: Bitmap | None = None) -> Iterator[Document]:
         docs = (d for t in tasks for d in read_shard(t.output("kept")))
-        skipped = iter(skip)
-        after = next(skipped, -1)
-        for position, last in enumerate(docs):
-            if position == after:
-                after = next(skipped, -1)
-            else:
-                yield last
+        return (d for i, d in enumerate(docs) if skip is None or i not in skip)
+
+    for doc in shard_docs():
+        for first in firsts:
+            first.add(doc)
+    dropped = Bitmap()  # stream positions removed before MinHash
+    for first in firsts:
+        dropped = first.finish(dropped)
 
     with ShardWriter(folder / f"removed.{fmt}", fmt) as removed:
 
@@ -359,9 +344,6 @@ def dedup_stage(tasks: list[ShardTask], config: DataRunConfig, run_path: Path) -
             doc.metadata["removal"] = {"step": step, "reason": reason}
             removed.write(doc)
             ledger.add("removed", step, doc)
-            if step != MinHashDedup.name:
-                assert doc is last, "a step before MinHash must drop the document just read"
-                dropped.append(position)
 
         docs: Iterable[Document] = shard_docs()
         for step in steps:
@@ -370,7 +352,8 @@ def dedup_stage(tasks: list[ShardTask], config: DataRunConfig, run_path: Path) -
                 minhash.cluster(docs)
                 docs = minhash.select(shard_docs(dropped))
             else:
-                docs = step.run(docs)
+                assert isinstance(step, FirstOccurrence)
+                docs = step.select(docs)
 
         def counted(docs: Iterable[Document]) -> Iterator[Document]:
             for doc in docs:

@@ -1,10 +1,13 @@
-"""Exact dedup: normalised copies removed with their reason, first kept, state across shards."""
+"""Exact dedup: normalised copies removed with their reason, the first kept, on disk."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
-from bloomkit.data_tooling.dedup import ExactDedup, exact_key
+import pytest
+
+from bloomkit.data_tooling.dedup import ExactDedup, UniqueIds, exact_key, runs
 from bloomkit.data_tooling.lid.sib200 import read_sentences
 from bloomkit.data_tooling.pipeline.base import Document
 
@@ -48,23 +51,59 @@ def test_key_ignores_case_and_whitespace_only() -> None:
     assert exact_key("hello world") != exact_key("helloworld")
 
 
-def test_state_dedups_across_shards_and_reruns_are_idempotent(
-    shared_data: Path, tmp_path: Path
+def test_first_occurrence_on_disk_matches_a_dict(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    docs = corpus(shared_data, "sw")
-    state = tmp_path / "seen.tsv"
-    first = list(ExactDedup(state).run(docs[:60]))
-    assert len(first) == 60
-    assert len(state.read_text(encoding="utf-8").splitlines()) == 60
+    monkeypatch.setattr(runs, "RUN_RECORDS", 9)
+    monkeypatch.setattr(runs, "BLOCK_BYTES", 20)  # smaller than one record
+    docs = corpus(shared_data, "sw")[:80]
+    rng = random.Random(0)
+    for n in range(80):
+        src = rng.choice(docs)
+        docs.append(Document(f"copy-{n}", variant(src.text, n), language="sw"))
+    rng.shuffle(docs)
+    seen: dict[str, str] = {}
+    expected = [d.id for d in docs if seen.setdefault(exact_key(d.text), d.id) == d.id]
+    step = ExactDedup(tmp_path / "work")
+    kept = list(step.run(docs))
+    assert [d.id for d in kept] == expected
+    dropped = [d for d in docs if "duplicate_of" in d.metadata]
+    assert [d.metadata["duplicate_of"] for d in dropped] == [
+        seen[exact_key(d.text)] for d in dropped
+    ]
+    assert step.stats.counts["removed"] == len(docs) - len(expected) > 20
+    assert not (tmp_path / "work").exists()
 
-    overlap = [Document(f"mirror-{d.id}", d.text, language="sw") for d in docs[40:60]]
-    shard2 = [*overlap, *docs[60:], Document("again", docs[0].text.upper(), language="sw")]
-    step = ExactDedup(state)
-    second = list(step.run(shard2))
-    assert [d.id for d in second] == [d.id for d in docs[60:]]
-    assert overlap[0].metadata["duplicate_of"] == docs[40].id
-    assert shard2[-1].metadata["duplicate_of"] == docs[0].id
-    assert step.stats.counts["removed"] == 21
 
-    rerun = list(ExactDedup(state).run(docs[:60]))
-    assert len(rerun) == 60
+def test_later_steps_skip_what_earlier_ones_removed() -> None:
+    docs = [
+        Document("a", "one"),
+        Document("a", "two", language="sw"),  # duplicate id: not the first "two"
+        Document("b", "TWO"),
+        Document("c", "one"),
+        Document("\ud800", "two  "),
+    ]
+    unique, exact = UniqueIds(), ExactDedup()
+    for doc in docs:
+        unique.add(doc)
+        exact.add(doc)
+    removed = exact.finish(unique.finish())
+    assert [i for i in range(6) if i in removed] == [1, 3, 4]
+    kept = list(exact.select(unique.select(docs)))
+    assert [d.id for d in kept] == ["a", "b"]
+    assert [d.metadata.get("duplicate_of") for d in docs] == [None, None, None, "a", "b"]
+    assert unique.stats.by_language["sw"] == {"seen": 1, "removed": 1, "removed_duplicate_id": 1}
+
+
+def test_select_checks_it_gets_what_was_added() -> None:
+    step = UniqueIds()
+    step.add(Document("a", "x"))
+    step.finish()
+    with pytest.raises(RuntimeError, match="more than the 1"):
+        list(step.select([Document("a", "x"), Document("b", "y")]))
+    step = UniqueIds()
+    for doc in [Document("a", "x"), Document("a", "y")]:
+        step.add(doc)
+    step.finish()
+    with pytest.raises(RuntimeError, match="fewer than the 2"):
+        list(step.select([Document("a", "x")]))
