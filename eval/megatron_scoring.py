@@ -7,11 +7,13 @@ Two scorers with one interface (``score``, ``next_token``, ``vocab_size``, ``clo
 - :class:`RankPool`: ``TP × PP`` worker processes (``torch.multiprocessing``, gloo on CPU,
   NCCL on GPUs, one GPU per rank) hold the model split as megatron-core splits it for training,
   for checkpoints too big for one device. The caller (lm-eval, in this process) puts each
-  request on a queue; rank 0 broadcasts it to every rank, all ranks run the pipeline schedule,
-  and the last pipeline stage's tensor-parallel rank 0 puts the answer on the reply queue.
+  request (a whole batch) on a queue; rank 0 broadcasts it to every rank, all ranks run the
+  pipeline schedule, and the last pipeline stage's tensor-parallel rank 0 puts the answer on
+  the reply queue.
 
-Both compute exactly what :func:`bloomkit.pretraining.step.forward_logits` gives: fp32
-log-softmax over the real vocabulary (padding columns dropped).
+Both compute exactly what :func:`bloomkit.pretraining.step.forward_logits` gives, a batch of
+right-padded sequences per forward: fp32 log-softmax over the real vocabulary (padding columns
+dropped).
 """
 
 from __future__ import annotations
@@ -52,35 +54,46 @@ def load_model(checkpoint: Path, parallel: Any) -> tuple[torch.nn.Module, int]:
     return model, config.vocab_size
 
 
-def _logprobs(model: torch.nn.Module, vocab_size: int, tokens: list[int]) -> torch.Tensor | None:
-    """``[len(tokens), vocab]`` next-token log-probabilities; ``None`` off the last stage."""
+def _logits(model: torch.nn.Module, rows: list[list[int]]) -> torch.Tensor | None:
+    """``[len(rows), longest, padded vocab]`` logits of ``rows`` right-padded into one batch;
+    ``None`` off the last stage.
+
+    Causal attention with ALiBi (no position embeddings) makes a real position's logits
+    independent of the padding after it (tested), so each row scores as it would alone."""
     from bloomkit.pretraining.parallel import device
     from bloomkit.pretraining.step import forward_logits
 
-    logits = forward_logits(model, torch.tensor([tokens], device=device()))
-    if logits is None:
-        return None
-    return F.log_softmax(logits[0, :, :vocab_size].float(), dim=-1).cpu()
+    batch = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long)
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = torch.tensor(row)
+    return forward_logits(model, batch.to(device()))
 
 
 def score(
-    model: torch.nn.Module, vocab_size: int, tokens: list[int], continuation: list[int]
-) -> tuple[float, bool] | None:
-    """Log-likelihood of ``continuation`` (the last tokens of ``tokens`` + its next token) and
-    whether it is the greedy choice at every position: lm-eval's ``(logprob, is_greedy)``."""
-    logprobs = _logprobs(model, vocab_size, tokens)
-    if logprobs is None:
+    model: torch.nn.Module, vocab_size: int, requests: list[tuple[list[int], list[int]]]
+) -> list[tuple[float, bool]] | None:
+    """lm-eval's ``(logprob, is_greedy)`` for each ``(tokens, continuation)`` request, in one
+    forward: the log-likelihood of ``continuation`` (the last tokens of ``tokens`` + its next
+    token) and whether it is the greedy choice at every position; ``None`` off the last stage.
+
+    The fp32 log-softmax runs over each continuation's positions only, not the whole batch."""
+    logits = _logits(model, [tokens for tokens, _ in requests])
+    if logits is None:
         return None
-    logprobs = logprobs[-len(continuation) :]
-    target = torch.tensor(continuation)
-    greedy = bool((logprobs.argmax(-1) == target).all())
-    return float(logprobs.gather(-1, target[:, None]).sum()), greedy
+    answers = []
+    for row, (tokens, continuation) in zip(logits, requests, strict=True):
+        end = len(tokens)
+        logprobs = F.log_softmax(row[end - len(continuation) : end, :vocab_size].float(), -1)
+        target = torch.tensor(continuation, device=logprobs.device)
+        greedy = bool((logprobs.argmax(-1) == target).all())
+        answers.append((float(logprobs.gather(-1, target[:, None]).sum()), greedy))
+    return answers
 
 
 def next_token(model: torch.nn.Module, vocab_size: int, tokens: list[int]) -> int | None:
     """The greedy next token after ``tokens``."""
-    logprobs = _logprobs(model, vocab_size, tokens)
-    return None if logprobs is None else int(logprobs[-1].argmax())
+    logits = _logits(model, [tokens])
+    return None if logits is None else int(logits[0, -1, :vocab_size].argmax())
 
 
 OPS = {"score": score, "next_token": next_token}
@@ -104,8 +117,9 @@ class LocalScorer:
             self.close()
             raise
 
-    def score(self, tokens: list[int], continuation: list[int]) -> tuple[float, bool]:
-        return score(self.model, self.vocab_size, tokens, continuation)
+    def score(self, requests: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """:func:`score`: one forward for the whole batch."""
+        return score(self.model, self.vocab_size, requests)
 
     def next_token(self, tokens: list[int]) -> int:
         return next_token(self.model, self.vocab_size, tokens)
@@ -176,8 +190,9 @@ class RankPool:
                 raise RuntimeError(f"a scoring rank failed:\n{value}")
             return value
 
-    def score(self, tokens: list[int], continuation: list[int]) -> tuple[float, bool]:
-        self._requests.put(("score", (tokens, continuation)))
+    def score(self, requests: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """:func:`score`: the whole batch in one request round trip."""
+        self._requests.put(("score", (requests,)))
         return self._reply()
 
     def next_token(self, tokens: list[int]) -> int:

@@ -19,6 +19,7 @@ import lm_eval.models  # noqa: F401
 from lm_eval import utils
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
+from lm_eval.models.utils import Collator
 from tqdm import tqdm
 
 DEFAULT_MAX_LENGTH = 2048
@@ -58,9 +59,11 @@ class MegatronLM(TemplateLM):
     ``tensor_parallel × pipeline_parallel`` worker processes (:mod:`.megatron_scoring`);
     :meth:`close` frees the process groups and workers.
 
-    Scoring follows lm-eval's ``hf`` model: one sequence per forward, the last ``max_length``
-    tokens kept, log-softmax in fp32; generation is greedy and recomputes the whole sequence
-    at each step (no KV cache), which is enough for short answers.
+    Scoring follows lm-eval's ``hf`` model: requests sorted longest first, ``batch_size`` of
+    them right-padded into one forward (one queue round trip over ranks), the last
+    ``max_length`` tokens kept, log-softmax in fp32, results in the callers' order.
+    Generation is greedy and recomputes the whole sequence at each step (no KV cache), which
+    is enough for short answers.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class MegatronLM(TemplateLM):
         max_gen_toks: int = 256,
         tensor_parallel: int = 1,
         pipeline_parallel: int = 1,
+        batch_size: int | str = 1,
         **_: Any,
     ) -> None:
         from transformers import AutoTokenizer
@@ -83,6 +87,11 @@ class MegatronLM(TemplateLM):
         tp, pp = int(tensor_parallel), int(pipeline_parallel)
         if tp < 1 or pp < 1:
             raise ValueError(f"tensor_parallel {tp} and pipeline_parallel {pp} must be ≥ 1")
+        if not str(batch_size).isdigit() or int(batch_size) < 1:
+            raise ValueError(
+                f"batch_size {batch_size!r}: bloomkit-megatron needs a whole number ≥ 1"
+            )
+        self.batch_size = int(batch_size)
         self._scorer = (
             LocalScorer(Path(checkpoint)) if tp * pp == 1 else RankPool(Path(checkpoint), tp, pp)
         )
@@ -106,28 +115,44 @@ class MegatronLM(TemplateLM):
     def _loglikelihood_tokens(
         self, requests: list[tuple[Any, list[int], list[int]]], disable_tqdm: bool = False
     ) -> list[tuple[float, bool]]:
+        """``(logprob, is_greedy)`` per ``(cache_key, context, continuation)``, scored longest
+        first in batches of ``batch_size`` (as lm-eval's ``hf`` model orders them)."""
+        order = Collator(requests, sort_fn=lambda r: (-len(r[1] + r[2]), tuple(r[1] + r[2])))
         results = []
-        for cache_key, context, continuation in tqdm(requests, disable=disable_tqdm):
-            tokens = (context + continuation)[-(self.max_length + 1) :][:-1]
-            score, greedy = self._scorer.score(tokens, continuation)
-            results.append((score, greedy))
-            if cache_key is not None:
-                self.cache_hook.add_partial("loglikelihood", cache_key, (score, greedy))
-        return results
+        with tqdm(total=len(requests), disable=disable_tqdm) as bar:
+            for batch in order.get_batched(n=self.batch_size):
+                rows = [
+                    ((ctx + cont)[-(self.max_length + 1) :][:-1], cont) for _, ctx, cont in batch
+                ]
+                for (cache_key, _, _), answer in zip(batch, self._scorer.score(rows), strict=True):
+                    results.append(answer)
+                    if cache_key is not None:
+                        self.cache_hook.add_partial("loglikelihood", cache_key, answer)
+                bar.update(len(batch))
+        return order.get_original(results)
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
-        results = []
-        for (string,) in tqdm([r.args for r in requests], disable=disable_tqdm):
-            windows = utils.get_rolling_token_windows(
+        """Each string's windows (lm-eval's rolling windows), all strings' windows batched
+        together, summed per string."""
+        windows = []
+        for (string,) in [r.args for r in requests]:
+            rolling = utils.get_rolling_token_windows(
                 token_list=self.tok_encode(string),
                 prefix_token=self.prefix_token_id,
                 max_seq_len=self.max_length,
                 context_len=1,
             )
-            pieces = [(None, *utils.make_disjoint_window(w)) for w in windows]
-            score = sum(s for s, _ in self._loglikelihood_tokens(pieces, disable_tqdm=True))
+            windows.append([(None, *utils.make_disjoint_window(w)) for w in rolling])
+        scores = iter(
+            self._loglikelihood_tokens(
+                [piece for pieces in windows for piece in pieces], disable_tqdm=disable_tqdm
+            )
+        )
+        results = []
+        for request, pieces in zip(requests, windows, strict=True):
+            score = sum(next(scores)[0] for _ in pieces)
             results.append(score)
-            self.cache_hook.add_partial("loglikelihood_rolling", (string,), score)
+            self.cache_hook.add_partial("loglikelihood_rolling", request.args, score)
         return results
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:

@@ -27,7 +27,8 @@ from bloomkit.eval.compare import headline
 from bloomkit.eval.leaderboard.cards import SIDECAR_SUFFIX, Submission
 from bloomkit.eval.leaderboard.native import BCP47, NATIVE_NAMES
 from bloomkit.eval.report import LOWER_IS_BETTER
-from bloomkit.eval.results import EvalResults, ResultsError, TaskResult, load
+from bloomkit.eval.results import EvalResults, Missing, ResultsError, TaskResult, load
+from bloomkit.eval.tasks import catalog
 from bloomkit.rundir import atomic_path
 
 STATIC = Path(__file__).parent / "static"
@@ -161,7 +162,7 @@ def model_row(
             name: {m: s.value for m, s in group.metrics.items()} | {"partial": group.partial}
             for name, group in record.groups.items()
         },
-        "missing": [m.model_dump() for m in record.missing],
+        "missing": [_missing_row(gap) for gap in record.missing],
         "tasks": [_task_row(name, task) for name, task in sorted(record.tasks.items())],
         "provenance": {
             "model_path": prov.model.path,
@@ -178,6 +179,14 @@ def model_row(
             "reproduce": prov.reproduce,
         },
     }
+
+
+def _missing_row(gap: Missing) -> dict[str, Any]:
+    """A task not scored, with its benchmark (as the record names a scored task's), so the site
+    gives its reason under that benchmark only: ``xnli_en`` lacking data is no reason for
+    ``belebele`` in ``en``."""
+    info = catalog().tasks.get(gap.task)
+    return gap.model_dump() | {"benchmark": info.benchmark if info else gap.task}
 
 
 def _card_file(model_id: str) -> str:

@@ -58,11 +58,12 @@ def test_endpoint_scores_like_the_hf_path(tiny_bloom, sib200_dir, hf_results, mo
     )
 
 
-@pytest.mark.parametrize("tensor_parallel", [1, 2])
+@pytest.mark.parametrize(("tensor_parallel", "batch_size"), [(1, 4), (2, 3)])
 def test_megatron_checkpoint_scores_like_the_hf_path(
-    tiny_bloom, sib200_dir, hf_results, tmp_path, tensor_parallel
+    tiny_bloom, sib200_dir, hf_results, tmp_path, tensor_parallel, batch_size
 ):
-    """In this process, and split over two tensor-parallel worker ranks."""
+    """In this process, and split over two tensor-parallel worker ranks; batched, against the
+    HF path one request at a time."""
     from bloomkit.pretraining.checkpoint import read_meta
     from bloomkit.pretraining.convert import import_hf
     from bloomkit.pretraining.parallel import ParallelConfig
@@ -70,7 +71,7 @@ def test_megatron_checkpoint_scores_like_the_hf_path(
     checkpoint = import_hf(str(tiny_bloom), tmp_path / "ckpt", ParallelConfig())
     config = EvalConfig(
         backend="megatron", model=checkpoint, tokenizer=tiny_bloom, suite=None, tasks=TASKS,
-        limit=2, data_dir=sib200_dir, tensor_parallel=tensor_parallel,
+        limit=2, data_dir=sib200_dir, tensor_parallel=tensor_parallel, batch_size=batch_size,
     )  # fmt: skip
     results = evaluate(config)
     assert_same_scores(results, hf_results, 1e-4)
@@ -86,6 +87,7 @@ def test_megatron_checkpoint_scores_like_the_hf_path(
     assert {n: h for n, h in shards.items() if not n.startswith(".")}.items() <= hashed.items()
     assert "--model bloomkit-megatron" in provenance.reproduce
     assert ("tensor_parallel=2" in provenance.reproduce) == (tensor_parallel == 2)
+    assert f"--batch_size {batch_size}" in provenance.reproduce
     if tensor_parallel == 2:  # the record's command reproduces the numbers outside bloomkit
         args = shlex.split(provenance.reproduce)
         assert args[:3] == ["python", "-m", "bloomkit.eval.lm_eval"]

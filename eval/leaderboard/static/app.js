@@ -53,6 +53,12 @@ function sortValue(model, langs) {
   return scores[state.key] ?? null;
 }
 
+// Why a language has no score on the shown benchmark (another benchmark's gap is not a reason).
+function missingReasons(model) {
+  const gaps = model.missing.filter((m) => m.lang && m.benchmark === state.bench);
+  return new Map(gaps.map((m) => [m.lang, m.reason]));
+}
+
 // Scores sort best first by default (direction of the benchmark's metric), names A→Z.
 function defaultDir(key) {
   if (key === "name") return "ascending";
@@ -98,7 +104,7 @@ function renderTable() {
 
   const rows = sortedModels(langs).map((model, i) => {
     const scores = model.scores[state.bench] || {};
-    const missing = new Map(model.missing.filter((m) => m.lang).map((m) => [m.lang, m.reason]));
+    const missing = missingReasons(model);
     return el("tr", { "data-model": model.id },
       el("td", {}, i + 1),
       el("td", { class: "name" }, el("a", { href: `#model=${encodeURIComponent(model.id)}` }, model.name)),
@@ -144,7 +150,7 @@ function renderHeatmap(langs) {
       el("span", { lang: l.bcp47 }, l.code))));
   const rows = models.map((model) => {
     const scores = model.scores[state.bench] || {};
-    const missing = new Map(model.missing.filter((m) => m.lang).map((m) => [m.lang, m.reason]));
+    const missing = missingReasons(model);
     return el("tr", { "data-model": model.id },
       el("th", { class: "name" }, el("a", { href: `#model=${encodeURIComponent(model.id)}` }, model.name)),
       ...langs.map((l) => {
