@@ -68,10 +68,9 @@ def reproduce_command(
 ) -> str:
     """The plain ``lm_eval`` command line that computes the same numbers (``model``: lm-eval's
     model name); for ``bloomkit-megatron``, lm-eval's command run through
-    ``python -m bloomkit.eval.lm_eval``, which registers that model first."""
-    program = (
-        ["python", "-m", "bloomkit.eval.lm_eval"] if model == "bloomkit-megatron" else ["lm_eval"]
-    )
+    ``python -m bloomkit.eval.lm_eval_cli``, which registers that model first."""
+    megatron = model == "bloomkit-megatron"
+    program = ["python", "-m", "bloomkit.eval.lm_eval_cli"] if megatron else ["lm_eval"]
     args = [
         *program, "run", "--model", model,
         "--model_args", ",".join(f"{k}={v}" for k, v in model_args.items()),

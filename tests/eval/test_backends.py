@@ -90,7 +90,7 @@ def test_megatron_checkpoint_scores_like_the_hf_path(
     assert f"--batch_size {batch_size}" in provenance.reproduce
     if tensor_parallel == 2:  # the record's command reproduces the numbers outside bloomkit
         args = shlex.split(provenance.reproduce)
-        assert args[:3] == ["python", "-m", "bloomkit.eval.lm_eval"]
+        assert args[:3] == ["python", "-m", "bloomkit.eval.lm_eval_cli"]
         out = tmp_path / "lm_eval"
         done = subprocess.run(
             [sys.executable, *args[1:], "--output_path", str(out)],

@@ -1,4 +1,4 @@
-"""``python -m bloomkit.eval.lm_eval …``: lm-eval's own ``lm_eval`` command, with bloomkit's
+"""``python -m bloomkit.eval.lm_eval_cli …``: lm-eval's own ``lm_eval`` command, with bloomkit's
 ``bloomkit-megatron`` model registered first, so a checkpoint's scores reproduce outside
 ``bloomkit eval run`` (the record's ``reproduce`` command for the megatron backend)."""
 
