@@ -26,23 +26,27 @@ TaskOption = Annotated[
     typer.Option(
         min=0,
         envvar="BLOOMKIT_TASK_ID",
-        help="Work only on the shards whose index is TASK mod --tasks, then stop (no merge).",
+        help="Work only on the units (shards, eval tasks) whose index is TASK mod the number of "
+        "array tasks, then stop (no merge).",
     ),
 ]
-"""A job-array task's share of the shards (Slurm array tasks set ``BLOOMKIT_TASK_ID``)."""
+"""A job-array task's share of the work (Slurm array tasks set ``BLOOMKIT_TASK_ID``)."""
 TasksOption = Annotated[
-    int | None, typer.Option(min=1, envvar="BLOOMKIT_NUM_TASKS", help="Number of shard tasks.")
+    int | None, typer.Option(min=1, envvar="BLOOMKIT_NUM_TASKS", help="Number of array tasks.")
 ]
 MergeOption = Annotated[
-    bool, typer.Option("--merge", help="Only the final merge, once every shard is done.")
+    bool, typer.Option("--merge", help="Only the final merge, once every array task is done.")
 ]
 
 
-def array_share(task: int | None, tasks: int | None, merge: bool) -> tuple[int, int] | None:
+def array_share(
+    task: int | None, tasks: int | None, merge: bool, tasks_flag: str = "--tasks"
+) -> tuple[int, int] | None:
     """``(task, tasks)`` of an array task, ``None`` for a whole run or a merge; exit 2 on a
-    combination that means nothing (one without the other, or with ``--merge``)."""
+    combination that means nothing (one without the other, or with ``--merge``).
+    ``tasks_flag``: the command's name for the count (``eval run`` has ``--tasks`` already)."""
     if (task is None) != (tasks is None) or (task is not None and merge):
-        typer.echo("error: give --task and --tasks together, and without --merge", err=True)
+        typer.echo(f"error: give --task and {tasks_flag} together, and without --merge", err=True)
         raise typer.Exit(2)
     return (task, tasks) if task is not None and tasks is not None else None
 

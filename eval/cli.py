@@ -5,7 +5,16 @@ from typing import Annotated, Any
 
 import typer
 
-from bloomkit.commands import RunDirOption, SetOption, config_or_exit, open_run
+from bloomkit.commands import (
+    MergeOption,
+    RunDirOption,
+    SetOption,
+    TaskOption,
+    TasksOption,
+    array_share,
+    config_or_exit,
+    open_run,
+)
 from bloomkit.config import ConfigError, validate
 from bloomkit.console import console
 
@@ -52,21 +61,9 @@ def run(
     config: Annotated[Path | None, typer.Option(help="EvalConfig YAML (flags win).")] = None,
     run_dir: RunDirOption = Path("runs/eval"),
     overrides: SetOption = None,
-    task: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            envvar="BLOOMKIT_TASK_ID",
-            help="Score only the tasks whose index is TASK mod --num-tasks (no merge).",
-        ),
-    ] = None,
-    num_tasks: Annotated[
-        int | None,
-        typer.Option(min=1, envvar="BLOOMKIT_NUM_TASKS", help="Number of array tasks."),
-    ] = None,
-    merge: Annotated[
-        bool, typer.Option("--merge", help="Only join the array tasks' shares into results.")
-    ] = False,
+    task: TaskOption = None,
+    num_tasks: TasksOption = None,
+    merge: MergeOption = False,
 ) -> None:
     """Score a model; write RUN/results.json (scores, per-doc values, provenance).
 
@@ -77,9 +74,7 @@ def run(
     from bloomkit.eval.runner import EvalConfig, ModelLoadError, run_eval
     from bloomkit.eval.tasks import UnknownTaskError
 
-    if (task is None) != (num_tasks is None) or (task is not None and merge):
-        raise _fail("give --task and --num-tasks together, and without --merge")
-
+    share = array_share(task, num_tasks, merge, tasks_flag="--num-tasks")
     flags: dict[str, Any] = {
         "model": model, "backend": backend, "base_url": base_url, "tokenizer": tokenizer,
         "suite": suite, "limit": limit, "data_dir": data_dir,
@@ -95,10 +90,10 @@ def run(
             given["suite"] = None
         cfg = _validate_or_exit(EvalConfig, given, overrides)
     try:
-        if task is not None and num_tasks is not None:
-            share = score_share(cfg, open_run(run_dir, "eval run", cfg), task, num_tasks)
-            console.print(f"task {task} of {num_tasks}: {len(share['units'])} task(s) → "
-                          f"{share['share']}", highlight=False, soft_wrap=True)  # fmt: skip
+        if share is not None:
+            done = score_share(cfg, open_run(run_dir, "eval run", cfg), *share)
+            console.print(f"task {share[0]} of {share[1]}: {len(done['units'])} task(s) → "
+                          f"{done['share']}", highlight=False, soft_wrap=True)  # fmt: skip
             return
         run_eval(cfg, open_run(run_dir, "eval run", cfg), merge=merge)
     except (UnknownTaskError, ModelLoadError, FileNotFoundError, ValueError) as err:
