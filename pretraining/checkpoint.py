@@ -16,8 +16,9 @@ megatron's distributed optimizer on GPU: ``fully_reshardable``), the step and co
 
 A checkpoint counts only when ``bloomkit.json`` exists and every file it lists has its size (and,
 with ``verify: sha256``, its hash): resuming walks back from ``latest`` to the newest checkpoint
-that passes, with a warning for each one skipped. Files are hashed in parallel (rank ``r`` of
-``w`` hashes files ``r, r + w, …``).
+that passes, with a warning for each one skipped; when ``latest`` exists but none passes, resuming
+is an error (``checkpoint.restart_if_damaged: true`` restarts from step 0). Files are hashed in
+parallel (rank ``r`` of ``w`` hashes files ``r, r + w, …``).
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ class CheckpointConfig(Section):
     """Signals that mean "save at the next step boundary and exit 0" (Slurm: ``--signal``)."""
     kill_switch: Path = Path("STOP")
     """A file (relative to the run directory) whose presence stops the run cleanly."""
+    restart_if_damaged: bool = False
+    """``true``: when ``latest`` exists but no checkpoint at or before it is intact, train from
+    step 0 (with a warning) instead of stopping with :class:`CheckpointError`."""
     load: Path | None = None
     """When the run has no checkpoint yet, start from this one (weights only: e.g. the output of
-    ``bloomkit pretrain import-hf``); the optimizer and step start afresh."""
+    ``bloomkit import hf``); the optimizer and step start afresh."""
 
 
 class CheckpointError(ValueError):
@@ -300,22 +304,39 @@ class Checkpointer:
         self.root = root
 
     def latest(self) -> Path | None:
-        """The newest intact checkpoint at or before ``latest`` (warning for each one skipped)."""
+        """The newest intact checkpoint at or before ``latest`` (warning for each one skipped).
+
+        None when the run has none. ``latest`` is the commit record (as Megatron-LM's tracker
+        file): without it, folders are saves that never finished and training starts at step 0;
+        with it, finding no intact checkpoint is a :class:`CheckpointError` (unless
+        ``restart_if_damaged``), since restarting would silently throw the run away.
+        """
         marker = self.root / "latest"
         candidates = step_dirs(self.root)
-        if marker.is_file():
-            named = marker.read_text(encoding="utf-8").strip()
-            match = _STEP_DIR.match(named)
-            if match:
-                candidates = [(s, p) for s, p in candidates if s <= int(match[1])]
+        named = marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
+        if named and (match := _STEP_DIR.match(named)):
+            candidates = [(s, p) for s, p in candidates if s <= int(match[1])]
+        problems = []
         for _, path in candidates:
             try:
                 verify_checkpoint(path, self.config.verify)
                 return path
             except CheckpointError as err:
+                problems.append(str(err))
                 if dist.get_rank() == 0:
                     log.warning("skipping checkpoint %s: %s", path.name, err)
-        return None
+        if named is None:
+            return None
+        if self.config.restart_if_damaged:
+            if dist.get_rank() == 0:
+                log.warning("%s: no intact checkpoint: training restarts from step 0", self.root)
+            return None
+        raise CheckpointError(
+            f"{marker} names {named!r} but no checkpoint at or before it is intact"
+            f"{': ' + ' | '.join(problems) if problems else ' (none found)'}; restore the "
+            f"checkpoints, or start from step 0 with checkpoint.restart_if_damaged=true (or move "
+            f"{self.root} aside)"
+        )
 
     def resume(
         self, model: Any, optimizer: Any, model_config: Any, layout: dict[str, int]

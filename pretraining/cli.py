@@ -37,9 +37,31 @@ def run_command(
     except FileNotFoundError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    summary = pretrain(cfg, open_run(run_dir, "pretrain run", cfg))
+    try:
+        summary = pretrain(cfg, open_run(run_dir, "pretrain run", cfg))
+    except Exception as err:
+        if (message := checkpoint_error(err)) is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2) from None
     rows = [{"metric": k, "value": v} for k, v in summary.items() if k != "losses"]
     summary_table(f"bloomkit pretrain — {run_dir}", rows)
+
+
+def checkpoint_error(err: BaseException) -> str | None:
+    """The message of a :class:`CheckpointError`, raised here or in a local rank; else None."""
+    from torch.multiprocessing import ProcessRaisedException
+
+    from bloomkit.pretraining.checkpoint import CheckpointError
+
+    if isinstance(err, CheckpointError):
+        return str(err)
+    if isinstance(err, ProcessRaisedException):  # a rank's traceback, its error on the last line
+        last = str(err).strip().splitlines()[-1]
+        prefix = f"{CheckpointError.__module__}.{CheckpointError.__name__}: "
+        if last.startswith(prefix):
+            return last.removeprefix(prefix)
+    return None
 
 
 export_app = typer.Typer(help="Export a trained model (Hugging Face).", no_args_is_help=True)
@@ -59,16 +81,28 @@ def export_hf_command(
     ] = None,
     data_card: Annotated[Path | None, typer.Option(help="Corpus data card (Markdown).")] = None,
     eval_results: Annotated[Path | None, typer.Option(help="bloomkit eval results.json.")] = None,
+    languages: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--language",
+            help="Language code for the card's front matter (repeat it); default: the "
+            "languages of the data card's table.",
+        ),
+    ] = None,
 ) -> None:
     """Any TP × PP checkpoint → a Hugging Face BloomForCausalLM folder, card and LICENSE-RAIL."""
-    from bloomkit.pretraining.checkpoint import CheckpointError
     from bloomkit.pretraining.convert import export_hf
 
     try:
         path = export_hf(
-            checkpoint, out, tokenizer=tokenizer, data_card=data_card, eval_results=eval_results
+            checkpoint,
+            out,
+            tokenizer=tokenizer,
+            data_card=data_card,
+            eval_results=eval_results,
+            languages=languages,
         )
-    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # FileExistsError, CheckpointError among them
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"exported {checkpoint} → {path}")
@@ -88,7 +122,7 @@ def import_hf_command(
     layout = ParallelConfig(tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel)
     try:
         path = import_hf(model, out, layout)
-    except (FileExistsError, FileNotFoundError, OSError, ValueError) as err:
+    except (OSError, ValueError) as err:  # FileExistsError, HFFolderError among them
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"imported {model} → {path} (tp{tensor_parallel} × pp{pipeline_parallel})")

@@ -8,14 +8,20 @@ Export (``bloomkit export hf``): megatron-core's dist checkpoints store global s
 layout loads at TP1 × PP1 in this one process; the full state is renamed back to HF names
 (:func:`megatron_to_hf`, the inverse of :func:`~bloomkit.pretraining.hf.hf_to_megatron`), and
 the folder gets safetensors, ``config.json`` and a generation config (special token ids from the
-tokenizer), the tokenizer, a model card and ``LICENSE-RAIL``. Both write into a temporary folder
-that is renamed at the end, and refuse to overwrite an existing output.
+tokenizer), the tokenizer, a model card and ``LICENSE-RAIL``. Both check their inputs first
+(another architecture, a missing shard, a tokenizer larger than the vocabulary: an error naming
+the file), write into a temporary folder renamed at the end (removed on error), and refuse to
+overwrite an existing output. :func:`checkpoint_logits` runs a checkpoint at any layout, for
+parity checks of both directions.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,14 +32,21 @@ from torch import Tensor
 from bloomkit.console import log
 from bloomkit.pretraining import launch
 from bloomkit.pretraining.checkpoint import (
-    CheckpointError,
     load_checkpoint,
+    read_meta,
     save_checkpoint,
     verify_checkpoint,
 )
-from bloomkit.pretraining.hf import _LAYER, load_hf_state, model_config_from_hf
+from bloomkit.pretraining.hf import (
+    _LAYER,
+    HFFolderError,
+    check_hf_folder,
+    load_hf_state,
+    model_config_from_hf,
+)
 from bloomkit.pretraining.model.config import BloomModelConfig
-from bloomkit.pretraining.parallel import ParallelConfig
+from bloomkit.pretraining.parallel import ParallelConfig, destroy_parallel, init_parallel
+from bloomkit.rundir import atomic_path
 
 _TO_HF = {target: hf for hf, (target, _) in _LAYER.items()}
 
@@ -98,33 +111,51 @@ def hf_config(model: BloomModelConfig, tokenizer: Any | None = None) -> Any:
     )
 
 
-def _fresh_output(out: Path) -> Path:
-    """A temporary sibling of ``out`` to write into; refuses to touch an existing ``out``."""
-    if out.exists() and any(out.iterdir()):
+def _refuse_existing(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out}: exists and is not empty; nothing was overwritten")
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
 
 
-def _publish(tmp: Path, out: Path) -> Path:
-    if out.exists():
-        out.rmdir()  # empty: checked by _fresh_output
-    tmp.rename(out)
-    return out
+@contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` that becomes ``out`` in one rename when the block ends
+    without error, and is removed otherwise; refuses to touch an existing, non-empty ``out``."""
+    _refuse_existing(out)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        yield tmp
+
+
+def _run_ranks(fn: Callable[..., None], parallel: ParallelConfig, *args: Any) -> None:
+    """``fn(*args, parallel_json)`` in this process (one rank) or in ``world_size`` spawned
+    ranks; ``fn`` initialises the layout and tears down the process group."""
+    layout = parallel.model_dump(mode="json")
+    if parallel.world_size == 1:
+        with launch.single_process_env():
+            try:
+                fn(*args, layout)
+            finally:
+                destroy_parallel(process_group=True)  # also when fn failed half-way
+    else:
+        launch.spawn(fn, parallel.world_size, *args, layout)
 
 
 # --------------------------------------------------------------------------- import
 
 
 def load_hf_model(source: str) -> Any:
-    """``BloomForCausalLM.from_pretrained`` of a local folder or a hub name, fp32."""
-    from transformers import BloomForCausalLM
+    """``BloomForCausalLM.from_pretrained`` of a local folder or a hub name, fp32; a local
+    folder is checked first (:func:`~bloomkit.pretraining.hf.check_hf_folder`), a hub model's
+    ``model_type`` before its weights are read."""
+    from transformers import AutoConfig, BloomForCausalLM
 
     folder = Path(source)
-    if folder.is_dir() and not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder}: no config.json; not a Hugging Face model folder")
+    if folder.is_dir():
+        check_hf_folder(folder)
+    else:
+        model_type = AutoConfig.from_pretrained(source).model_type
+        if model_type != "bloom":
+            raise HFFolderError(f"{source}: config.json model_type {model_type!r}, not 'bloom'")
     return BloomForCausalLM.from_pretrained(source, dtype=torch.float32)
 
 
@@ -133,7 +164,6 @@ def _import_rank(source: str, tmp: str, parallel_json: dict[str, Any]) -> None:
     import torch.distributed as dist
 
     from bloomkit.pretraining.model.spec import build_model
-    from bloomkit.pretraining.parallel import destroy_parallel, init_parallel
 
     parallel = ParallelConfig(**parallel_json)
     hf = load_hf_model(source)
@@ -147,16 +177,12 @@ def _import_rank(source: str, tmp: str, parallel_json: dict[str, Any]) -> None:
         "consumed_samples": 0,
         "model": {**model.model_dump(mode="json"), "ffn_size": model.ffn_size},
         "padded_vocab_size": model.padded_vocab_size(parallel.tensor_parallel),
-        "parallel": {
-            "tensor_parallel": parallel.tensor_parallel,
-            "pipeline_parallel": parallel.pipeline_parallel,
-            "data_parallel": parallel.data_parallel,
-        },
+        "parallel": _layout(parallel),
         "source": source,
     }
     save_checkpoint(Path(tmp), net, None, meta)
     dist.barrier()
-    destroy_parallel(process_group=launch.is_launched() and dist.get_world_size() > 1)
+    destroy_parallel(process_group=True)
 
 
 def import_hf(source: str, out: Path, parallel: ParallelConfig) -> Path:
@@ -164,38 +190,45 @@ def import_hf(source: str, out: Path, parallel: ParallelConfig) -> Path:
     if parallel.data_parallel != 1:
         raise ValueError("import at data_parallel 1: weights are the same on every DP replica")
     load_hf_model(source)  # fail here, before any process starts, on a bad source
-    tmp = _fresh_output(out)
-    if parallel.world_size == 1:
-        from bloomkit.pretraining.parallel import destroy_parallel
-
-        with launch.single_process_env():
-            _import_rank(source, str(tmp), parallel.model_dump(mode="json"))
-            destroy_parallel(process_group=True)
-    else:
-        launch.spawn(_import_rank, parallel.world_size, source, str(tmp), parallel.model_dump())
+    with _staged(out) as tmp:
+        _run_ranks(_import_rank, parallel, source, str(tmp))
     log.info("imported %s → %s (tp%d × pp%d)", source, out, parallel.tensor_parallel,
              parallel.pipeline_parallel)  # fmt: skip
-    return _publish(tmp, out)
+    return out
 
 
-# --------------------------------------------------------------------------- export
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _layout(parallel: ParallelConfig) -> dict[str, int]:
+    """The ``parallel`` entry of a checkpoint's metadata."""
+    return {
+        k: getattr(parallel, k) for k in ("tensor_parallel", "pipeline_parallel", "data_parallel")
+    }
+
+
+def _model_config(meta: dict[str, Any]) -> BloomModelConfig:
+    return BloomModelConfig(**{k: v for k, v in meta["model"].items() if k != "ffn_size"})
+
+
+def _load_model(checkpoint: Path, parallel: ParallelConfig) -> tuple[Any, dict[str, Any]]:
+    """This rank's stage of ``checkpoint`` at ``parallel`` (resharded on load), and its
+    metadata; needs :func:`init_parallel` (collective)."""
+    from bloomkit.pretraining.model.spec import build_model
+
+    meta = verify_checkpoint(checkpoint)
+    net = build_model(_model_config(meta), parallel)
+    load_checkpoint(checkpoint, net, None, meta, _layout(parallel))
+    return net, meta
 
 
 def load_full_state(checkpoint: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """The TP1 × PP1 state dict of any checkpoint (resharded on load), and its metadata."""
-    from bloomkit.pretraining.model.spec import build_model
-    from bloomkit.pretraining.parallel import destroy_parallel, init_parallel
-
     one = ParallelConfig()
-    layout = {"tensor_parallel": 1, "pipeline_parallel": 1, "data_parallel": 1}
     with launch.single_process_env():
         init_parallel(one)
         try:
-            meta = verify_checkpoint(checkpoint)
-            fields = {k: v for k, v in meta["model"].items() if k != "ffn_size"}
-            model = BloomModelConfig(**fields)
-            net = build_model(model, one)
-            load_checkpoint(checkpoint, net, None, meta, layout)
+            net, meta = _load_model(checkpoint, one)
             state = {
                 k: v.detach().clone()
                 for k, v in net.state_dict().items()
@@ -204,6 +237,37 @@ def load_full_state(checkpoint: Path) -> tuple[dict[str, Tensor], dict[str, Any]
         finally:
             destroy_parallel(process_group=True)
     return state, meta
+
+
+def _logits_rank(checkpoint: str, tokens: Tensor, out: str, parallel_json: dict) -> None:
+    """One rank: load its stage, run the tokens through the pipeline; the last stage's TP
+    rank 0 saves the logits (collective)."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state as ps
+
+    from bloomkit.pretraining.step import forward_logits
+
+    parallel = ParallelConfig(**parallel_json)
+    init_parallel(parallel)
+    net, meta = _load_model(Path(checkpoint), parallel)
+    logits = forward_logits(net, tokens)
+    first_replica = ps.get_data_parallel_rank() == 0 and ps.get_tensor_model_parallel_rank() == 0
+    if logits is not None and first_replica:
+        torch.save(logits[..., : meta["model"]["vocab_size"]].float().contiguous(), out)
+    dist.barrier()
+    destroy_parallel(process_group=True)
+
+
+def checkpoint_logits(checkpoint: Path, tokens: Tensor, parallel: ParallelConfig) -> Tensor:
+    """Logits ``[b, s, vocab]`` (padding cut) of ``checkpoint`` loaded at ``parallel``, for
+    int64 ``tokens [b, s]``: in this process at TP1 × PP1, else in spawned ranks."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "logits.pt"
+        _run_ranks(_logits_rank, parallel, str(checkpoint), tokens, str(out))
+        return torch.load(out)
+
+
+# --------------------------------------------------------------------------- export
 
 
 def _eval_rows(path: Path | None) -> list[dict[str, Any]]:
@@ -224,13 +288,26 @@ def _eval_rows(path: Path | None) -> list[dict[str, Any]]:
     ]
 
 
-def _data_card(path: Path | None) -> dict[str, str] | None:
-    """The corpus data card, quoted whole (its headings one level down)."""
+_LANGUAGE_ROW = re.compile(r"^\| `([^`]+)` \|")
+
+
+def card_languages(text: str) -> list[str]:
+    """The language codes of a data card's ``## Languages`` table (as ``bloomkit data run``
+    writes it: one ``| `code` | documents | …`` row per language, most documents first),
+    without ``unknown``."""
+    _, found, rest = text.partition("\n## Languages\n")
+    table = rest.split("\n## ", 1)[0] if found else ""
+    codes = [m[1] for line in table.splitlines() if (m := _LANGUAGE_ROW.match(line))]
+    return [code for code in codes if code != "unknown"]
+
+
+def _data_card(path: Path | None) -> dict[str, Any] | None:
+    """The corpus data card, quoted whole (its headings one level down), and its languages."""
     if path is None:
         return None
-    lines = path.read_text(encoding="utf-8").strip().splitlines()
-    text = "\n".join("#" + line if line.startswith("#") else line for line in lines)
-    return {"path": str(path), "summary": text}
+    text = path.read_text(encoding="utf-8").strip()
+    lines = ["#" + line if line.startswith("#") else line for line in text.splitlines()]
+    return {"path": str(path), "summary": "\n".join(lines), "languages": card_languages(text)}
 
 
 def model_card(
@@ -244,10 +321,12 @@ def model_card(
     tokenizer: Path | None = None,
     special_tokens: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The exported folder's README.md; ``special_tokens``: ``{name, token, id}`` rows of the
-    shipped ``tokenizer``, whose absence the card states with the ids assumed instead."""
+    """The exported folder's README.md; ``languages`` default to the data card's;
+    ``special_tokens``: ``{name, token, id}`` rows of the shipped ``tokenizer``, whose absence
+    the card states with the ids assumed instead."""
     import jinja2
 
+    card = _data_card(data_card)
     template = resources.files("bloomkit.pretraining") / "templates" / "model_card.md.j2"
     env = jinja2.Environment(keep_trailing_newline=True, autoescape=False)
     return env.from_string(template.read_text(encoding="utf-8")).render(
@@ -256,13 +335,29 @@ def model_card(
         parameters=model.num_parameters(),
         meta=meta,
         checkpoint=checkpoint,
-        data_card=_data_card(data_card),
+        data_card=card,
         eval_rows=_eval_rows(eval_results),
-        languages=languages or [],
+        languages=languages or (card["languages"] if card else []),
         tokenizer=tokenizer,
         special_tokens=special_tokens or [],
         bloom_special_ids=BLOOM_SPECIAL_IDS,
     )
+
+
+def _load_tokenizer(folder: Path, model: BloomModelConfig) -> Any:
+    """The tokenizer to ship, refused when it has more tokens than the model's vocabulary."""
+    from transformers import AutoTokenizer
+
+    if not (folder / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"{folder}: no tokenizer.json; not a tokenizer folder")
+    tok = AutoTokenizer.from_pretrained(folder)
+    if len(tok) > model.vocab_size:
+        raise ValueError(
+            f"{folder / 'tokenizer.json'}: {len(tok)} tokens, but the checkpoint's model."
+            f"vocab_size is {model.vocab_size}; export with the tokenizer the model was "
+            "trained with"
+        )
+    return tok
 
 
 def export_hf(
@@ -276,49 +371,39 @@ def export_hf(
 ) -> Path:
     """Write ``checkpoint`` (any layout) as a ``BloomForCausalLM`` folder ``out``; the special
     token ids of ``config.json`` and ``generation_config.json`` are ``tokenizer``'s, or BLOOM's
-    1/2/3 (logged and stated in the model card) without one."""
-    from transformers import AutoTokenizer, BloomForCausalLM, GenerationConfig
+    1/2/3 (logged and stated in the model card) without one. Every input is checked before
+    the weights load, and ``out`` appears only once complete."""
+    from transformers import BloomForCausalLM, GenerationConfig
 
-    if tokenizer is not None and not (tokenizer / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"{tokenizer}: no tokenizer.json; not a tokenizer folder")
-    if not checkpoint.is_dir():
-        raise CheckpointError(f"{checkpoint}: not a checkpoint folder (no such directory)")
-    state, meta = load_full_state(checkpoint)
-    fields = {k: v for k, v in meta["model"].items() if k != "ffn_size"}
-    model = BloomModelConfig(**fields)
-    tok = None
-    if tokenizer is not None:
-        tok = AutoTokenizer.from_pretrained(tokenizer)
-        if len(tok) > model.vocab_size:
-            raise ValueError(
-                f"{tokenizer}: {len(tok)} tokens, but the model's vocabulary is "
-                f"{model.vocab_size}; export with the tokenizer the model was trained with"
-            )
+    _refuse_existing(out)
+    meta = read_meta(checkpoint)
+    model = _model_config(meta)
+    tok = _load_tokenizer(tokenizer, model) if tokenizer is not None else None
+    ids = special_token_ids(tok)
+    special = []
+    if tok is not None:
+        special = [{"name": name, "token": getattr(tok, f"{name}_token"), "id": i}
+                   for name, i in ids.items()]  # fmt: skip
     else:
         log.warning("no tokenizer given (--tokenizer): none ships with %s, and its config "
                     "assumes BLOOM's special token ids %s", out, BLOOM_SPECIAL_IDS)  # fmt: skip
-    ids = special_token_ids(tok)
+    card = model_card(checkpoint, meta, model, data_card=data_card, eval_results=eval_results,
+                      languages=languages, tokenizer=tokenizer, special_tokens=special)  # fmt: skip
     config = hf_config(model, tok)
-    tmp = _fresh_output(out)
+    state, meta = load_full_state(checkpoint)
     net = BloomForCausalLM(config)
     missing, unexpected = net.load_state_dict(megatron_to_hf(state, model), strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise KeyError(f"export mismatch: missing {missing}, unexpected {unexpected}")
-    net.save_pretrained(tmp, safe_serialization=True)
-    GenerationConfig(**{f"{name}_token_id": i for name, i in ids.items()}).save_pretrained(tmp)
-    special = []
-    if tok is not None:
-        tok.save_pretrained(tmp)
-        special = [{"name": name, "token": getattr(tok, f"{name}_token"), "id": i}
-                   for name, i in ids.items()]  # fmt: skip
-    card = model_card(checkpoint, meta, model, data_card=data_card, eval_results=eval_results,
-                      languages=languages, tokenizer=tokenizer, special_tokens=special)  # fmt: skip
-    (tmp / "README.md").write_text(card, encoding="utf-8")
-    licence = resources.files("bloomkit") / "LICENSE-RAIL"
-    (tmp / "LICENSE-RAIL").write_text(licence.read_text(encoding="utf-8"), encoding="utf-8")
-    (tmp / "bloomkit.json").write_text(
-        json.dumps({"checkpoint": str(checkpoint), "step": meta["step"]}, indent=2) + "\n",
-        encoding="utf-8",
-    )
+    with _staged(out) as tmp:
+        net.save_pretrained(tmp, safe_serialization=True)
+        GenerationConfig(**{f"{name}_token_id": i for name, i in ids.items()}).save_pretrained(tmp)
+        if tok is not None:
+            tok.save_pretrained(tmp)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        licence = resources.files("bloomkit") / "LICENSE-RAIL"
+        (tmp / "LICENSE-RAIL").write_text(licence.read_text(encoding="utf-8"), encoding="utf-8")
+        provenance = {"checkpoint": str(checkpoint), "step": meta["step"]}
+        (tmp / "bloomkit.json").write_text(json.dumps(provenance, indent=2) + "\n")
     log.info("exported %s → %s", checkpoint, out)
-    return _publish(tmp, out)
+    return out

@@ -26,8 +26,11 @@ dim 0 after zero-padding the vocabulary to ``padded_vocab_size(tp)``; ``—`` = 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -43,6 +46,53 @@ _LAYER = {
     "mlp.dense_4h_to_h": ("mlp.linear_fc2", "row"),
 }
 _LAYER_RE = re.compile(r"transformer\.h\.(\d+)\.(.+)\.(weight|bias)$")
+
+
+_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
+class HFFolderError(ValueError):
+    """A local folder that is not a complete Hugging Face BLOOM model."""
+
+
+def _read_json(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise HFFolderError(f"{file}:{err.lineno}: not JSON ({err.msg})") from None
+
+
+def check_hf_folder(folder: Path) -> dict[str, Any]:
+    """The ``config.json`` of a local ``BloomForCausalLM`` folder, once its ``model_type`` is
+    ``bloom`` and every weight file it needs (each shard its index lists) exists; else an
+    error naming the file and field, before ``transformers`` reads anything."""
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder}: no config.json; not a Hugging Face model folder")
+    config = _read_json(config_file)
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type != "bloom":
+        raise HFFolderError(
+            f"{config_file}: model_type {model_type!r}, expected 'bloom': bloomkit converts "
+            "BloomForCausalLM models only"
+        )
+    for name in _INDEXES:
+        if (folder / name).is_file():
+            index = _read_json(folder / name)
+            weight_map = index.get("weight_map") if isinstance(index, dict) else None
+            if not isinstance(weight_map, dict):
+                raise HFFolderError(f"{folder / name}: no weight_map; not a shard index")
+            missing = sorted({f for f in weight_map.values() if not (folder / f).is_file()})
+            if missing:
+                raise HFFolderError(
+                    f"{folder / name}: weight_map lists {', '.join(missing)}, missing from "
+                    f"{folder}; copy every shard of the model"
+                )
+            return config
+    if not any((folder / name).is_file() for name in _WEIGHTS):
+        raise HFFolderError(f"{folder}: no weights ({' or '.join(_WEIGHTS + _INDEXES)})")
+    return config
 
 
 def model_config_from_hf(hf_config: object, **overrides: object) -> BloomModelConfig:

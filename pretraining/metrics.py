@@ -8,7 +8,7 @@ file name of the prefix). Rank 0 writes; every rank keeps the rows, so any rank 
 
 TensorBoard (``train.tensorboard``, rank 0, ``RUN/tensorboard``): the same values as scalars
 ``train/<key>``, ``valid/loss`` and ``valid/loss/<language>``, at the row's step. A resumed run
-drops the steps after its checkpoint from both logs (JSONL rewritten, TensorBoard
+drops the steps after its checkpoint from both logs (JSONL rewritten atomically, TensorBoard
 ``purge_step``), so each step appears once.
 
 TFLOPs and MFU: ``tflops = flops_per_token × tokens_per_s / world_size / 1e12`` with
@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from bloomkit.console import log
+from bloomkit.rundir import atomic_write_text
 
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
 """Dense bf16 peak TFLOPs per GPU (vendor data sheets, SXM parts), matched in the device name."""
@@ -61,7 +62,7 @@ class MetricsLog:
         self.writer = None
         if self.rank0:
             text = "".join(json.dumps(row) + "\n" for row in self.rows)
-            self.path.write_text(text, encoding="utf-8")
+            atomic_write_text(self.path, text)
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 

@@ -34,7 +34,7 @@ from bloomkit.pretraining import launch
 from bloomkit.pretraining.data import byte_corpus_texts, write_byte_dataset
 from bloomkit.pretraining.stopping import job_start
 from bloomkit.pretraining.train import PretrainConfig, train_rank
-from bloomkit.rundir import RunDir
+from bloomkit.rundir import RunDir, atomic_path
 
 
 def prepare_data(config: PretrainConfig, out: Path, *, write: bool = True) -> None:
@@ -90,7 +90,8 @@ def plot_losses(metrics: Path, png: Path) -> None:
     ax.set_ylabel("training loss")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png, dpi=100)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 
 

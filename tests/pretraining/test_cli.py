@@ -49,6 +49,16 @@ def test_demo_config_trains_at_tp2(repo_root, tmp_path):
     assert summary["layout"] == "tp2×pp1×dp1" and summary["steps"] == 4
     assert (tmp_path / "loss.png").is_file() and (tmp_path / "manifest.json").is_file()
 
+    shard = next((tmp_path / "checkpoints/step-4").glob("*.distcp"))
+    shard.write_bytes(shard.read_bytes()[:-1])  # the only checkpoint, damaged
+    result = pretrain_cli(
+        str(repo_root / "configs/pretrain/demo.yaml"), "--run-dir", str(tmp_path),
+        "--set", "train.steps=6", cwd=repo_root,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "names 'step-4' but no checkpoint at or before it is intact" in result.stderr
+    assert "restart_if_damaged" in result.stderr and "Traceback" not in result.stderr
+
 
 @pytest.mark.parametrize("name", ["bloom-560m", "bloom-1b7", "bloom-7b1"])
 def test_named_run_configs_validate(repo_root, name):
