@@ -29,6 +29,7 @@ from pydantic import Field
 
 from bloomkit.config import Section
 from bloomkit.finetuning.teacher import Reply, Teacher, TeacherConfig, TeacherError
+from bloomkit.rundir import atomic_path, atomic_write_json
 
 
 class DistillConfig(Section):
@@ -134,8 +135,10 @@ async def _distill(cfg: DistillConfig, out: Path) -> dict[str, Any]:
             if isinstance(reply, BaseException) and not isinstance(reply, TeacherError):
                 raise reply
         stop = next((r for r in replies if isinstance(r, TeacherError)), None)
-        with open(out / "traces.jsonl", "w", encoding="utf-8") as traces, \
-             open(out / "sft.jsonl", "w", encoding="utf-8") as sft:  # fmt: skip
+        with atomic_path(out / "traces.jsonl") as traces_tmp, \
+             atomic_path(out / "sft.jsonl") as sft_tmp, \
+             open(traces_tmp, "w", encoding="utf-8") as traces, \
+             open(sft_tmp, "w", encoding="utf-8") as sft:  # fmt: skip
             for question, reply in zip(questions, replies, strict=True):
                 if isinstance(reply, BaseException):
                     counts["not_asked"] += 1
@@ -154,7 +157,7 @@ async def _distill(cfg: DistillConfig, out: Path) -> dict[str, Any]:
                 sft.write(json.dumps({**row, **extra}, ensure_ascii=False) + "\n")
                 counts["kept"] += 1
         report = {**dict(sorted(counts.items())), "teacher": teacher.report()}
-    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_json(out / "report.json", report)
     if stop is not None:
         raise stop
     return report

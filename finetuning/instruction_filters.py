@@ -4,17 +4,23 @@
   Devanagari vowel signs stay in their word) and unspaced scripts (Han, kana, Thai, Lao, Khmer,
   Myanmar, Tibetan) into characters; :func:`rouge_l` is ROUGE-L F1 over them (no
   ``rouge_score``, whose tokenizer drops every non-Latin character);
-- :data:`BLACKLIST`: tasks a text-only model cannot do (images, files, audio…), per language;
-- :func:`script_share` replaces Alpaca's "first character must be ASCII" rule.
+- :data:`BLACKLIST`: tasks a text-only model cannot do (images, files, audio…), per language,
+  from ``tables/instruction_blacklist.tsv``: whole words in spaced scripts, terms of two or
+  more characters in unspaced ones;
+- :func:`script_share` and :func:`starts_with_punctuation` replace Alpaca's "first character
+  must be ASCII" rule.
 
 :class:`InstructionFilter` applies them in a fixed order and returns the first reason to drop.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import regex
@@ -79,33 +85,48 @@ class Novelty:
         return best, best_text
 
 
-BLACKLIST: dict[str, list[str]] = {
-    # Alpaca's list (generate_instruction.py) and its counterparts; extend with `blacklist`
-    "en": ["image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map",
-           "maps", "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram",
-           "write a program"],
-    "fr": ["image", "images", "graphique", "photo", "fichier", "fichiers", "carte", "dessiner",
-           "dessin", "vidéo", "audio", "musique", "diagramme", "organigramme"],
-    "es": ["imagen", "imágenes", "gráfico", "gráfica", "foto", "archivo", "archivos", "mapa",
-           "dibuja", "dibujar", "vídeo", "video", "audio", "música", "diagrama"],
-    "pt": ["imagem", "imagens", "gráfico", "foto", "arquivo", "ficheiro", "mapa", "desenhe",
-           "desenhar", "vídeo", "áudio", "música", "diagrama"],
-    "zhs": ["图片", "图像", "照片", "图表", "文件", "地图", "画", "视频", "音频", "音乐", "流程图"],
-    "zht": ["圖片", "圖像", "照片", "圖表", "檔案", "文件", "地圖", "畫", "影片", "視頻", "音訊",
-            "音樂", "流程圖"],
-    "ar": ["صورة", "صور", "رسم بياني", "ملف", "ملفات", "خريطة", "ارسم", "فيديو", "صوت", "موسيقى"],
-    "hi": ["चित्र", "तस्वीर", "छवि", "ग्राफ", "ग्राफ़", "फ़ाइल", "फाइल", "नक्शा", "वीडियो",
-           "ऑडियो", "संगीत", "आरेख"],
-    "sw": ["picha", "grafu", "faili", "ramani", "chora", "video", "sauti", "muziki", "mchoro"],
-}  # fmt: skip
+BLACKLIST_TABLE = Path(__file__).parent / "tables" / "instruction_blacklist.tsv"
+
+
+def read_blacklist(path: Path = BLACKLIST_TABLE) -> dict[str, list[str]]:
+    """Terms per language from the blacklist table: ``language``, ``concept`` (the Alpaca word it
+    stands for), ``term``, ``confidence`` (``source``: Alpaca's list; ``high``/``medium``/
+    ``low``: the translator's, not yet reviewed by native speakers) and ``note``. A row with an
+    empty ``term`` records a concept left untranslated, and why."""
+    table: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        for number, row in enumerate(rows, 2):
+            if not row.get("language") or row.get("term") is None:
+                raise ValueError(f"{path}:{number}: missing field 'language' or 'term'")
+            table.setdefault(row["language"], [])
+            if row["term"]:
+                table[row["language"]].append(row["term"])
+    return table
+
+
+BLACKLIST: dict[str, list[str]] = read_blacklist()
+"""Tasks a text-only model cannot do (Alpaca's list: image, graph, file, map, draw, video,
+audio, music…) in each of the 46 languages, from ``tables/instruction_blacklist.tsv``."""
 
 
 def blacklist_pattern(words: Iterable[str]) -> regex.Pattern[str] | None:
-    """One pattern for ``words``: whole words in spaced scripts, substrings in unspaced ones."""
+    """One pattern for ``words``: whole words in spaced scripts, substrings in unspaced ones,
+    where a term must be two or more characters (画 alone is inside 画家, "painter")."""
+    return _compile(tuple(sorted(set(words), key=lambda w: (-len(w), w))))
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(words: tuple[str, ...]) -> regex.Pattern[str] | None:
     parts = []
-    for word in sorted(set(words), key=len, reverse=True):
+    for word in words:
         escaped = regex.escape(word.lower())
         if regex.match(rf"[{_UNSPACED}]", word):
+            if len(word) < 2:
+                raise ValueError(
+                    f"blacklist term {word!r}: a single character of an unspaced "
+                    "script matches inside ordinary words; use a longer term"
+                )
             parts.append(escaped)
         else:
             parts.append(rf"(?<!{_WORD}){escaped}(?!{_WORD})")
@@ -121,14 +142,31 @@ def script_share(text: str, script: str) -> float:
     return len(regex.findall(rf"\p{{sc={name}}}", text)) / len(letters)
 
 
+# marks that open a sentence besides brackets and quotes (categories Ps, Pi): Spanish ¿ ¡
+_OPENING = frozenset("¿¡")
+
+
+def starts_with_punctuation(text: str) -> bool:
+    """Alpaca's rule without its ASCII bias: a leading mark that cannot open a sentence (``.``,
+    ``,``, ``)``, ``-``, …). Opening brackets and quotes (《红楼梦》, «…», “…”), ¿ ¡, and a
+    straight quote closed later in the text ("To be…" — explain) pass."""
+    first = text[0]
+    category = unicodedata.category(first)
+    if not category.startswith("P") or category in ("Ps", "Pi") or first in _OPENING:
+        return False
+    return not (first in "\"'" and first in text[1:])
+
+
 @dataclass(kw_only=True, slots=True)
 class InstructionFilter:
     """Keep-or-reason for ``{instruction, input, output}`` rows; kept ones join the pool the
     next ones must differ from. Reasons, in order: ``malformed`` (no instruction or output),
-    ``too_short``/``too_long`` (characters), ``starts_with_punctuation``, ``blacklisted``,
-    ``wrong_script``, ``not_novel`` (ROUGE-L ≥ ``rouge_threshold``, Alpaca's 0.7)."""
+    ``too_short`` (under ``min_tokens`` :func:`rouge_tokens`: words of spaced scripts,
+    characters of unspaced ones, so 翻译成英文 is 5 and "Qué?" is 1), ``too_long``
+    (characters), ``starts_with_punctuation``, ``blacklisted``, ``wrong_script``,
+    ``not_novel`` (ROUGE-L ≥ ``rouge_threshold``, Alpaca's 0.7)."""
 
-    min_chars: int = 6
+    min_tokens: int = 3
     max_chars: int = 1000
     rouge_threshold: float = 0.7
     min_script_share: float = 0.5
@@ -149,11 +187,11 @@ class InstructionFilter:
         instruction = row["instruction"]
         if not instruction or not row["output"]:
             return "malformed"
-        if len(instruction) < self.min_chars:
+        if len(rouge_tokens(instruction)) < self.min_tokens:
             return "too_short"
         if len(instruction) > self.max_chars:
             return "too_long"
-        if unicodedata.category(instruction[0]).startswith("P"):
+        if starts_with_punctuation(instruction):
             return "starts_with_punctuation"
         pattern = self.pattern(language)
         if pattern is not None and pattern.search(instruction.lower()):

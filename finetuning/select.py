@@ -1,8 +1,9 @@
 """s1-style selection: quality, then difficulty, then diversity (Muennighoff et al., 2025, §2).
 
-1. **Quality**: drop rows with an API error, a truncated trace, no answer, a question outside
-   ``min_chars``–``max_chars`` characters, or a formatting problem (``format_patterns``: image
-   references, ASCII-art rules).
+1. **Quality**: drop rows with an API error, a truncated trace, no answer, a question under
+   ``min_tokens`` tokens (words of spaced scripts, characters of unspaced ones, so a Chinese
+   question is not short for having few characters) or over ``max_chars`` characters, or a
+   formatting problem (``format_patterns``: image references, ASCII-art rules).
 2. **Difficulty**: each question goes to every reference model (``references``: any
    OpenAI-compatible endpoint, e.g. ``bloomkit serve`` of a small model) and is dropped when one
    of them answers it right. s1 grades with an LLM; here the final answers (last ``\\boxed{}``,
@@ -10,15 +11,19 @@
    normalisation (case, spaces, ``$``, numbers as numbers), which is cheaper and misses
    equivalent forms (``1/2`` vs ``0.5``).
 3. **Diversity**: each question gets a domain of the taxonomy (``domains``: the MSC list s1
-   uses) by keyword scoring: the words of a domain's title and descriptions, cut to 6-character
-   stems, weighted by inverse domain frequency; no embeddings and no LLM, and English keywords
-   only (other languages mostly land in ``unclassified``). Then, as s1's Algorithm 1, until
-   ``num_select`` are chosen: pick a domain uniformly, and in it a question with probability
-   ∝ 2^-rank of its trace length (longest first).
+   uses). With a ``classifier`` model (any OpenAI-compatible endpoint: ``bloomkit serve``,
+   vLLM, a hosted API), as s1 did with Claude, the model reads the taxonomy and the question,
+   in any language, and names a code. Without one, or when its answer names no code, keyword
+   scoring decides: the words of a domain's title and descriptions, cut to 6-character stems,
+   weighted by inverse domain frequency; English keywords only, so other languages mostly land
+   in ``unclassified``. Then, as s1's Algorithm 1, until ``num_select`` are chosen: pick a
+   domain uniformly, and in it a question with probability ∝ 2^-rank of its trace length
+   (longest first).
 
 Outputs (``RUN/select/``): ``selected.jsonl`` (the row plus ``domain`` and ``reasons``: why it
 passed each stage), ``dropped.jsonl`` (the row plus ``reason``), ``report.json`` and one
-``reference-N-journal.jsonl`` per reference model (answers reused by a rerun).
+``reference-N-journal.jsonl`` per reference model and ``classifier-journal.jsonl`` (answers
+reused by a rerun). Each output appears in one rename.
 """
 
 from __future__ import annotations
@@ -36,12 +41,25 @@ from pydantic import Field
 
 from bloomkit.config import Section
 from bloomkit.finetuning.distill import read_questions
+from bloomkit.finetuning.instruction_filters import rouge_tokens
 from bloomkit.finetuning.teacher import Teacher, TeacherConfig
+from bloomkit.rundir import atomic_write_json, atomic_write_text
 
 # words of the MSC descriptions that say nothing about a question's domain
 _STOP = {"and", "or", "of", "the", "on", "in", "to", "with", "for", "its", "their", "other",
          "general", "theory", "theories", "two", "one", "higher", "dimensional", "special",
          "foundations", "methods", "applications", "problems", "generalizations"}  # fmt: skip
+
+
+CLASSIFY_PROMPT = """Classify the question below into one domain of this taxonomy. The question \
+may be written in any language.
+
+{domains}
+
+Question:
+{question}
+
+Answer with the code of the domain only."""
 
 
 class SelectConfig(Section):
@@ -54,7 +72,8 @@ class SelectConfig(Section):
     answer_field: str = "answer"
     solution_field: str = "solution"
     """The correct answer the reference models are graded against."""
-    min_chars: Annotated[int, Field(ge=0)] = 20
+    min_tokens: Annotated[int, Field(ge=0)] = 5
+    """Shortest question in :func:`~.instruction_filters.rouge_tokens` ("2+2?" is 2)."""
     max_chars: Annotated[int, Field(gt=0)] = 20_000
     format_patterns: dict[str, str] = {
         "image": r"!\[[^\]]*\]\(|<img\b|\\includegraphics",
@@ -68,6 +87,10 @@ class SelectConfig(Section):
     special, so ``\\boxed{}`` reaches the model as written)."""
     domains: str = "../shared/data/finetune/s1_msc_domains.json"
     """Taxonomy: a JSON list of ``{code, title, descriptions}``."""
+    classifier: TeacherConfig | None = None
+    """Model that names each question's domain (any language); None: keywords only."""
+    classifier_prompt: str = CLASSIFY_PROMPT
+    """``{domains}`` becomes one ``code: title`` line per domain, ``{question}`` the question."""
     num_select: Annotated[int, Field(gt=0)] = 1000
     seed: int = 0
 
@@ -99,6 +122,37 @@ class DomainClassifier:
             if score > best[2]:
                 best = (code, title, round(score, 3), matched)
         return best
+
+
+def named_domain(text: str, codes: list[str]) -> str | None:
+    """The taxonomy code a classifier's answer names first (``"60"``, ``"Code: 60."``), or None."""
+    found = []
+    for code in codes:
+        match = re.search(rf"(?<![0-9A-Za-z]){re.escape(code)}(?![0-9A-Za-z])", text)
+        if match:
+            found.append((match.start(), code))
+    return min(found)[1] if found else None
+
+
+async def _classify(
+    cfg: SelectConfig,
+    model: TeacherConfig,
+    rows: list[dict[str, Any]],
+    domains: list[dict[str, Any]],
+    out: Path,
+):
+    """Per row (code or None, the classifier's answer or error); and the classifier's cost."""
+    listing = "\n".join(f"{d['code']}: {d['title']}" for d in domains)
+    codes = [d["code"] for d in domains]
+    prompt = cfg.classifier_prompt.replace("{domains}", listing)
+    async with Teacher(model, out / "classifier-journal.jsonl") as teacher:
+        asks = [teacher.ask(prompt.replace("{question}", r[cfg.question_field]), tag=str(r["id"]))
+                for r in rows]  # fmt: skip
+        replies = await asyncio.gather(*asks)
+        cost = teacher.report()
+    named = [(None, f"error {r.error}") if r.error else (named_domain(r.text, codes), r.text)
+             for r in replies]  # fmt: skip
+    return named, cost
 
 
 def final_answer(text: str) -> str:
@@ -141,7 +195,7 @@ def quality_reason(cfg: SelectConfig, row: dict[str, Any]) -> str | None:
         return "truncated"
     if cfg.answer_field in row and not str(row[cfg.answer_field] or "").strip():
         return "no_answer"
-    if len(question) < cfg.min_chars:
+    if len(rouge_tokens(question)) < cfg.min_tokens:
         return "too_short"
     if len(question) > cfg.max_chars:
         return "too_long"
@@ -213,8 +267,12 @@ def select(cfg: SelectConfig, run_dir: Path) -> dict[str, Any]:
     domains_path = Path(cfg.domains)
     if not domains_path.is_file():
         raise FileNotFoundError(f"domain taxonomy not found: {domains_path} (select.domains)")
-    classifier = DomainClassifier(json.loads(domains_path.read_text(encoding="utf-8")))
-    counts: Counter[str] = Counter(questions=len(rows))
+    domains = json.loads(domains_path.read_text(encoding="utf-8"))
+    titles = {d["code"]: d["title"] for d in domains}
+    keywords = DomainClassifier(domains)
+    counts: Counter[str] = Counter(
+        questions=len(rows), domain_by_classifier=0, domain_by_keywords=0
+    )
     dropped, passed = [], []
     for row in rows:
         reason = quality_reason(cfg, row)
@@ -223,33 +281,50 @@ def select(cfg: SelectConfig, run_dir: Path) -> dict[str, Any]:
         else:
             passed.append(row)
     verdicts, costs = asyncio.run(_difficulty(cfg, passed, out))
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    hard = []
     for row, (reason, detail) in zip(passed, verdicts, strict=True):
         if reason:
             dropped.append({**row, "reason": reason, "detail": detail})
-            continue
-        code, title, score, matched = classifier.classify(row[cfg.question_field])
-        chars = trace_chars(cfg, row)
+        else:
+            hard.append((row, detail))
+    named: list[tuple[str | None, str]] = [(None, "")] * len(hard)
+    classifier_cost, model = None, cfg.classifier
+    if model is not None:
+        named, classifier_cost = asyncio.run(
+            _classify(cfg, model, [r for r, _ in hard], domains, out)
+        )
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (row, detail), (named_code, answer) in zip(hard, named, strict=True):
+        if named_code is not None:
+            code, title = named_code, titles[named_code]
+            how = f"named by {model.model if model else ''}: {answer.strip()[:80]!r}"
+        else:
+            code, title, score, matched = keywords.classify(row[cfg.question_field])
+            how = f"keywords, score {score}; matched {', '.join(matched) or '-'}"
+            if model is not None:
+                how = f"classifier named no domain ({answer.strip()[:80]!r}); {how}"
+        counts[f"domain_by_{'classifier' if named_code else 'keywords'}"] += 1
         reasons = {
             "quality": f"no API error, answer present, {len(row[cfg.question_field])} chars, "
                        "no format problem",
             "difficulty": detail or "not measured (no reference models)",
-            "domain": f"{code} {title} (score {score}; matched {', '.join(matched) or '-'})",
+            "domain": f"{code} {title} ({how})",
         }  # fmt: skip
-        groups[code].append({**row, "domain": {"code": code, "title": title}, "_chars": chars,
-                             "reasons": reasons})  # fmt: skip
+        groups[code].append({**row, "domain": {"code": code, "title": title},
+                             "_chars": trace_chars(cfg, row), "reasons": reasons})  # fmt: skip
     chosen = sample_diverse(groups, cfg.num_select, cfg.seed)
-    with open(out / "selected.jsonl", "w", encoding="utf-8") as handle:
-        for row, why in chosen:
-            row["reasons"]["diversity"] = why
-            handle.write(json.dumps({k: v for k, v in row.items() if k != "_chars"},
-                                    ensure_ascii=False) + "\n")  # fmt: skip
-    with open(out / "dropped.jsonl", "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in dropped)
+    lines = []
+    for row, why in chosen:
+        row["reasons"]["diversity"] = why
+        lines.append(json.dumps({k: v for k, v in row.items() if k != "_chars"},
+                                ensure_ascii=False) + "\n")  # fmt: skip
+    atomic_write_text(out / "selected.jsonl", "".join(lines))
+    atomic_write_text(out / "dropped.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                     for r in dropped))  # fmt: skip
     counts.update(f"dropped_{r['reason']}" for r in dropped)
     counts["selected"] = len(chosen)
     report = {**dict(sorted(counts.items())),
               "selected_per_domain": dict(Counter(r["domain"]["code"] for r, _ in chosen)),
-              "references": costs}  # fmt: skip
-    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+              "references": costs, "classifier": classifier_cost}  # fmt: skip
+    atomic_write_json(out / "report.json", report)
     return report

@@ -7,11 +7,12 @@ instruction is kept only when its ROUGE-L against every seed and every kept inst
 ``rouge_threshold`` (0.7 in Alpaca). Made multilingual:
 
 - each prompt names a target language (``languages`` rotate over the prompts);
-- the filters (:mod:`.instruction_filters`) count characters, not words; ROUGE-L splits
-  unspaced scripts (Chinese, Japanese, Thai…) into characters;
-- the blacklist (tasks a text-only model cannot do: images, files, audio…) is a table per
-  language (``BLACKLIST``, extended by ``blacklist``); languages without an entry get none, and
-  the report lists them;
+- the filters (:mod:`.instruction_filters`) measure length in tokens that are words of spaced
+  scripts and characters of unspaced ones; ROUGE-L splits unspaced scripts (Chinese, Japanese,
+  Thai…) into characters;
+- the blacklist (tasks a text-only model cannot do: images, files, audio…) is a table for the
+  46 languages (``tables/instruction_blacklist.tsv``, extended by ``blacklist``); a language
+  without terms gets none, and the report lists it;
 - Alpaca's "first character must be ASCII" rule is gone; an instruction must instead be written
   mostly (``min_script_share``) in its language's script (``languages.tsv``), which drops
   English answers to a Hindi prompt but cannot tell two Latin-script languages apart.
@@ -19,8 +20,9 @@ instruction is kept only when its ROUGE-L against every seed and every kept inst
 Outputs (``RUN/self-instruct/``): ``instructions.jsonl`` (``instruction``, ``input``,
 ``output``, ``language``, ``id``, ``provenance``), ``dropped.jsonl`` (with ``reason``),
 ``report.json`` (counts, ``dropped_<reason>``, per-language counts, the teacher's cost report),
-``journal.jsonl`` (every paid answer). Rounds are deterministic in ``seed``, so a rerun replays
-them from the journal and pays only for prompts never answered.
+``journal.jsonl`` (every paid answer, appended and flushed as it lands). Rounds are deterministic
+in ``seed``, so a rerun replays them from the journal and pays only for prompts never answered;
+the other outputs are rebuilt by every run and each appears in one rename when the run ends.
 """
 
 from __future__ import annotations
@@ -37,8 +39,14 @@ from pydantic import Field, field_validator
 
 from bloomkit.config import Section
 from bloomkit.data_tooling.languages import languages
-from bloomkit.finetuning.instruction_filters import BLACKLIST, InstructionFilter, Novelty
+from bloomkit.finetuning.instruction_filters import (
+    BLACKLIST,
+    InstructionFilter,
+    Novelty,
+    blacklist_pattern,
+)
 from bloomkit.finetuning.teacher import Reply, Teacher, TeacherConfig, TeacherError
+from bloomkit.rundir import atomic_write_json, atomic_write_text
 
 # --------------------------------------------------------------------------- prompt and parsing
 
@@ -120,8 +128,9 @@ class SelfInstructConfig(Section):
     """Stop after this many rounds even when short of ``num_instructions`` (a useless teacher)."""
     num_prompt_instructions: Annotated[int, Field(gt=0)] = 3
     instructions_per_prompt: Annotated[int, Field(gt=0)] = 20
-    min_chars: Annotated[int, Field(ge=0)] = 6
-    """Shortest instruction, in characters (a 10-character Chinese instruction is a sentence)."""
+    min_tokens: Annotated[int, Field(ge=0)] = 3
+    """Shortest instruction, in words of spaced scripts and characters of unspaced ones
+    (翻译成英文 is 5, "Name a colour." 3)."""
     max_chars: Annotated[int, Field(gt=0)] = 1000
     rouge_threshold: Annotated[float, Field(gt=0, le=1)] = 0.7
     min_script_share: Annotated[float, Field(ge=0, le=1)] = 0.5
@@ -139,6 +148,31 @@ class SelfInstructConfig(Section):
             raise ValueError(f"unknown language code(s) {unknown}; known: {', '.join(languages())}")
         return codes
 
+    @field_validator("blacklist")
+    @classmethod
+    def _usable_terms(cls, extra: dict[str, list[str]]) -> dict[str, list[str]]:
+        for code, words in extra.items():
+            if code not in languages():
+                raise ValueError(f"blacklist: unknown language code {code!r}")
+            blacklist_pattern(words)  # refuses a single Han character, which matches inside words
+        return extra
+
+
+def seed_problem(task: Any) -> str | None:
+    """What is wrong with one seed task, naming the field, or None."""
+    if not isinstance(task, dict):
+        return f"expected a JSON object, got {type(task).__name__}"
+    if "instruction" not in task:
+        return "missing field 'instruction'"
+    if not isinstance(task["instruction"], str) or not task["instruction"].strip():
+        return "field 'instruction' is empty or not text"
+    instances = task.get("instances")
+    if not isinstance(instances, list) or not instances or not isinstance(instances[0], dict):
+        return "missing field 'instances' (a list of {input, output})"
+    if not isinstance(instances[0].get("output"), str):
+        return "missing field 'instances[0].output'"
+    return None
+
 
 def read_seeds(path: Path) -> list[dict[str, Any]]:
     """Seed tasks, each checked for an instruction and a first instance with an output."""
@@ -150,13 +184,12 @@ def read_seeds(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             task = json.loads(line)
-            instance = task["instances"][0]
-            if not (isinstance(task["instruction"], str) and task["instruction"].strip()):
-                raise ValueError("empty instruction")
-            if not isinstance(instance.get("output"), str):
-                raise ValueError("instances[0].output is missing")
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as err:
-            problems.append(f"{path}:{number}: {type(err).__name__}: {err}")
+        except json.JSONDecodeError as err:
+            problems.append(f"{path}:{number}: invalid JSON: {err}")
+            continue
+        problem = seed_problem(task)
+        if problem is not None:
+            problems.append(f"{path}:{number}: {problem}")
             continue
         seeds.append({**task, "id": task.get("id", f"{path.name}:{number}")})
     if problems:
@@ -207,25 +240,26 @@ async def _self_instruct(cfg: SelfInstructConfig, out: Path) -> dict[str, Any]:
         finally:
             writer.close()
         report = writer.report(rnd, teacher.report())
-    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_json(out / "report.json", report)
     if stop is not None:
         raise stop
     return report
 
 
 class _Writer:
-    """Parses, filters and writes answers; counts everything."""
+    """Parses, filters and counts answers; :meth:`close` writes the kept and dropped rows."""
 
     def __init__(self, cfg: SelfInstructConfig, seeds: list[dict[str, Any]], out: Path):
         self.cfg = cfg
         self.filter = InstructionFilter(
-            min_chars=cfg.min_chars, max_chars=cfg.max_chars, rouge_threshold=cfg.rouge_threshold,
+            min_tokens=cfg.min_tokens, max_chars=cfg.max_chars, rouge_threshold=cfg.rouge_threshold,
             min_script_share=cfg.min_script_share, blacklist=cfg.blacklist,
             novelty=Novelty(task["instruction"] for task in seeds),
         )  # fmt: skip
         self.counts: Counter[str] = Counter()
-        self.kept_file = open(out / "instructions.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-        self.dropped_file = open(out / "dropped.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self.out = out
+        self.kept_lines: list[str] = []
+        self.dropped_lines: list[str] = []
 
     @property
     def kept(self) -> int:
@@ -255,17 +289,15 @@ class _Writer:
             if reason is None:
                 self.counts["kept"] += 1
                 self.counts[f"kept_{code}"] += 1
-                self.kept_file.write(json.dumps(record, ensure_ascii=False) + "\n")
+                self.kept_lines.append(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 self.counts[f"dropped_{reason}"] += 1
                 line = json.dumps({**record, "reason": reason}, ensure_ascii=False)
-                self.dropped_file.write(line + "\n")
-        self.kept_file.flush()
-        self.dropped_file.flush()
+                self.dropped_lines.append(line + "\n")
 
     def close(self) -> None:
-        self.kept_file.close()
-        self.dropped_file.close()
+        atomic_write_text(self.out / "instructions.jsonl", "".join(self.kept_lines))
+        atomic_write_text(self.out / "dropped.jsonl", "".join(self.dropped_lines))
 
     def report(self, rounds: int, cost: dict[str, Any]) -> dict[str, Any]:
         cfg = self.cfg

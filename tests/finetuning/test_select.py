@@ -11,6 +11,8 @@ from bloomkit.finetuning.select import (
     DomainClassifier,
     SelectConfig,
     final_answer,
+    named_domain,
+    quality_reason,
     same_answer,
     sample_diverse,
     select,
@@ -153,3 +155,80 @@ def test_classifier_falls_back_to_unclassified(shared_data):
     assert classifier.classify("Quelle est la capitale du Kenya ?")[0] == "unclassified"
     code, title, _, matched = classifier.classify("How many spanning trees has the graph K4?")
     assert (code, title, matched) == ("05", "Combinatorics", ["graph"])
+
+
+# questions in five languages and what a multilingual classifier model would name
+MULTILINGUAL = {
+    "zh": ("掷两枚均匀的骰子，点数之和为7的概率是多少？", "Domain: 60"),
+    "hi": ("दो पासे फेंकने पर योग 7 आने की संभावना क्या है?", "60 (Probability)"),
+    "fr": ("Calculez le déterminant de la matrice [[2, 1], [1, 3]].", "15"),
+    "es": ("Resuelve la ecuación diferencial y' = 2y con y(0) = 1.", "Code 34."),
+    "sw": ("Pembetatu yenye pande 3, 4 na 5 ina eneo gani?", "51"),
+    "vague": ("How many spanning trees has the graph K4?", "It is about graphs, I think."),
+    "down": ("Wie viele Primzahlen liegen zwischen 10 und 30?", None),  # the model fails
+}
+
+
+def classifier(body, hit):
+    question = prompt_of(body).split("Question:\n", 1)[1].split("\n\nAnswer with", 1)[0]
+    answer = next(a for q, a in MULTILINGUAL.values() if q == question)
+    return error(500) if answer is None else completion(answer)
+
+
+def test_a_classifier_model_names_domains_in_any_language(tmp_path, shared_data):
+    path = tmp_path / "questions.jsonl"
+    rows = [q(key, text, "1", "t" * (10 + n)) for n, (key, (text, _)) in
+            enumerate(MULTILINGUAL.items())]  # fmt: skip
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    domains_path = shared_data / "finetune" / "s1_msc_domains.json"
+    with FakeTeacher(classifier) as fake:
+        cfg = SelectConfig(
+            questions=str(path), domains=str(domains_path), num_select=10,
+            classifier=TeacherConfig(base_url=fake.url, model="judge", api_key_env=None,
+                                     backoff_s=0.01, max_retries=0),
+        )  # fmt: skip
+        report = select(cfg, tmp_path / "run")
+        prompt = prompt_of(fake.hits[0])
+        hits = len(fake.hits)
+        select(cfg, tmp_path / "run")
+        assert len(fake.hits) - hits == 1  # the rerun asks again only the failed one
+    assert "60: Probability theory and stochastic processes" in prompt
+    assert prompt.count("\n") > 61  # the whole taxonomy, one line per domain
+    selected = {r["id"]: r for r in read_jsonl(tmp_path / "run" / "select" / "selected.jsonl")}
+    codes = {key: row["domain"]["code"] for key, row in selected.items()}
+    assert codes == {"zh": "60", "hi": "60", "fr": "15", "es": "34", "sw": "51", "vague": "05",
+                     "down": "unclassified"}  # fmt: skip
+    assert selected["zh"]["reasons"]["domain"].startswith("60 Probability theory")
+    assert "named by judge: 'Domain: 60'" in selected["zh"]["reasons"]["domain"]
+    vague = selected["vague"]["reasons"]["domain"]
+    assert "classifier named no domain" in vague and "matched graph" in vague
+    assert "error http_500" in selected["down"]["reasons"]["domain"]
+    assert report["domain_by_classifier"] == 5 and report["domain_by_keywords"] == 2
+    assert report["classifier"]["failed"] == 1
+    # the English keywords alone would have left every non-English question unclassified
+    keywords = DomainClassifier(json.loads(domains_path.read_text(encoding="utf-8")))
+    assert {keywords.classify(MULTILINGUAL[k][0])[0] for k in ("zh", "hi", "sw")} == {
+        "unclassified"
+    }
+
+
+def test_named_domain_takes_the_first_whole_code():
+    codes = ["05", "15", "60"]
+    assert named_domain("Code: 60 (not 15)", codes) == "60"
+    assert named_domain("In 1960 someone wrote about 05.", codes) == "05"
+    assert named_domain("No idea.", codes) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        ("2+2?", "too_short"),
+        ("求函数f(x)=x²的导数。", None),  # 14 characters, 9 tokens: a whole question
+        ("x 的平方等于 4，求 x。", None),
+        ("Find x if 2x = 10.", None),
+        ("Trouve x.", "too_short"),
+    ],
+)
+def test_question_length_counts_tokens_in_every_script(question, reason):
+    cfg = SelectConfig(questions="unused.jsonl")
+    assert quality_reason(cfg, {"question": question, "answer": "1"}) == reason

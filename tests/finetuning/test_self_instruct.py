@@ -130,7 +130,9 @@ def test_parser_tolerates_markdown_preambles_and_full_width_colons():
         ("एक वीडियो बनाइए जिसमें बिल्ली हो।", "hi", "blacklisted"),
         ("इस वाक्य को सरल शब्दों में समझाइए।", "hi", None),  # Alpaca's ASCII rule dropped this
         ("Explain photosynthesis simply.", "hi", "wrong_script"),
-        ("¿Qué es la fotosíntesis?", "es", "starts_with_punctuation"),
+        ("¿Qué es la fotosíntesis?", "es", None),  # opens with ¿, as Spanish questions do
+        ("(a) Explain photosynthesis.", "en", None),  # an opening bracket
+        (") Explain how photosynthesis works.", "en", "starts_with_punctuation"),
         ("Qué?", "es", "too_short"),
         ("Résume ce paragraphe en une phrase.", "fr", None),
     ],
@@ -208,16 +210,31 @@ def test_garbage_answers_are_counted_and_truncated_blocks_dropped(seeds, tmp_pat
     assert report["dropped_truncated"] == 2 and report["kept"] == 1
 
 
-def test_bad_seed_file_names_the_row(tmp_path):
+def test_bad_seed_file_names_the_line_and_field(tmp_path):
     path = tmp_path / "seeds.jsonl"
     path.write_text(
-        '{"instruction": "ok", "instances": [{"output": "x"}]}\n{"instruction": "no"}\n'
+        '{"instruction": "ok", "instances": [{"output": "x"}]}\n'
+        '{"instances": [{"input": "", "output": "y"}]}\n'
+        '{"instruction": "no instances"}\n'
+        '{"instruction": "no output", "instances": [{"input": "z"}]}\n'
+        "not json\n"
     )
     cfg = SelfInstructConfig(seeds=str(path), teacher=TeacherConfig(base_url="http://127.0.0.1:9"))
-    with pytest.raises(ValueError, match=r"seeds.jsonl:2: KeyError"):
+    with pytest.raises(ValueError) as caught:
         self_instruct(cfg, tmp_path)
+    message = str(caught.value)
+    assert "4 bad seed task(s)" in message
+    assert "seeds.jsonl:2: missing field 'instruction'" in message
+    assert "seeds.jsonl:3: missing field 'instances'" in message
+    assert "seeds.jsonl:4: missing field 'instances[0].output'" in message
+    assert "seeds.jsonl:5: invalid JSON" in message
+    assert "KeyError" not in message
 
 
 def test_unknown_language_is_a_config_error():
     with pytest.raises(ValueError, match="unknown language code"):
         SelfInstructConfig(seeds="s.jsonl", languages=["en", "klingon"])
+    with pytest.raises(ValueError, match="unknown language code 'klingon'"):
+        SelfInstructConfig(seeds="s.jsonl", blacklist={"klingon": ["nuqDaq"]})
+    with pytest.raises(ValueError, match="single character"):
+        SelfInstructConfig(seeds="s.jsonl", blacklist={"zhs": ["画"]})

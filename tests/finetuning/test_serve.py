@@ -258,3 +258,63 @@ def test_serve_command_rejects_a_folder_without_a_model(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     result = CliRunner().invoke(app, [str(tmp_path), "--dtype", "int3"])
     assert result.exit_code == 2 and "--dtype" in result.output
+
+
+def test_prompt_over_max_prompt_tokens_is_context_length_exceeded(tiny_bloom):
+    config = ServeConfig(model_name="tiny", max_prompt_tokens=16, max_tokens_limit=4)
+    with serve_in_thread(create_app(tiny_bloom, config)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        at_limit = client.completions.create(model="tiny", prompt=[5] * 16, max_tokens=2)
+        assert at_limit.usage.prompt_tokens == 16
+        for prompt in ([5] * 17, "Explain in detail why the sky is blue and the sea is too. " * 4):
+            with pytest.raises(openai.BadRequestError) as caught:
+                client.completions.create(model="tiny", prompt=prompt, max_tokens=2)
+            error = caught.value.body
+            assert (error["code"], error["param"]) == ("context_length_exceeded", "prompt")
+            assert "limit of 16" in error["message"]
+        with pytest.raises(openai.BadRequestError, match="limit of 16"):
+            client.chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": "word " * 40}], max_tokens=2
+            )
+
+
+@pytest.fixture
+def served_configs(monkeypatch, tmp_path):
+    """Run ``bloomkit serve`` with ``serve`` replaced: the configs it would have served."""
+    import bloomkit.finetuning.serve as serve_module
+
+    configs: list[ServeConfig] = []
+    monkeypatch.setattr(serve_module, "serve", lambda model_dir, config: configs.append(config))
+    monkeypatch.delenv("BLOOMKIT_API_KEY", raising=False)
+    (tmp_path / "config.json").write_text("{}")
+    app = typer.Typer()
+    app.command()(serve_command)
+
+    def invoke(*args: str, **env: str):
+        result = CliRunner().invoke(app, [str(tmp_path), *args], env=env)
+        assert result.exit_code == 0, result.output
+        return configs[-1], result.output
+
+    return invoke
+
+
+def test_serve_binds_to_localhost_by_default(monkeypatch):
+    import bloomkit.finetuning.serve as serve_module
+
+    runs = []
+    monkeypatch.setattr(serve_module, "create_app", lambda model_dir, config: "app")
+    monkeypatch.setattr(serve_module.uvicorn, "run", lambda app, **kw: runs.append(kw))
+    serve_module.serve("model")
+    assert runs == [{"host": "127.0.0.1", "port": 8000, "log_level": "info"}]
+
+
+def test_public_bind_without_a_key_warns(served_configs):
+    config, output = served_configs()
+    assert config.host == "127.0.0.1" and config.api_key is None and "warning" not in output
+    config, output = served_configs("--host", "0.0.0.0")
+    assert config.host == "0.0.0.0"
+    assert "warning: serving on 0.0.0.0 without --api-key" in output
+    config, output = served_configs("--host", "0.0.0.0", "--api-key", "k1")
+    assert config.api_key == "k1" and "warning" not in output
+    config, output = served_configs("--host", "0.0.0.0", BLOOMKIT_API_KEY="k2")
+    assert config.api_key == "k2" and "warning" not in output

@@ -1,5 +1,6 @@
-"""Self-instruct and s1-style select with ``bloomkit serve`` (the tiny random BLOOM of
-``conftest.py``) as their teacher and reference, through :mod:`bloomkit.finetuning.teacher`.
+"""Self-instruct, s1-style select and the whole loop down to SFT arrays with ``bloomkit serve``
+(the tiny random BLOOM of ``conftest.py``) as teacher, reference and domain classifier, through
+:mod:`bloomkit.finetuning.teacher`.
 
 A random model writes gibberish, so most generations are dropped; these tests check what a user
 would: the answers in the journal are the server's, every parsed item is kept or dropped with a
@@ -14,10 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from bloomkit.finetuning.distill import DistillConfig, distill
 from bloomkit.finetuning.select import SelectConfig, final_answer, select
 from bloomkit.finetuning.self_instruct import SelfInstructConfig, self_instruct
+from bloomkit.finetuning.sft import SFTDataConfig, SFTSource
+from bloomkit.finetuning.sft_data import load_tokenizer, prepare_sft_data
 from bloomkit.finetuning.teacher import BudgetExceeded, TeacherConfig, TeacherError
+from tests.finetuning.fake_teacher import FakeTeacher, completion, prompt_of
 from tests.finetuning.test_select import QUESTIONS
+from tests.finetuning.test_self_instruct import answer_in, sentences
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +174,59 @@ def test_select_with_bloomkit_serve_as_reference(served, shared_data, tmp_path):
     assert again["references"][0].get("requests", 0) == 0
     assert read_jsonl(out / "selected.jsonl") == selected
     assert len(read_jsonl(out / "reference-0-journal.jsonl")) == len(passed)
+
+
+# --------------------------------------------------------------------------- the whole loop
+
+
+def test_loop_self_instruct_select_distill_gives_sft_data(
+    seeds, served, tiny_bloom, shared_data, tmp_path
+):
+    """Self-instruct → select → distill → SFT arrays. A random model cannot write the numbered
+    Instruction/Input/Output format, so the self-instruct teacher is the scripted fake (real
+    SIB-200 sentences in English, Chinese and Hindi); the reference model, the domain classifier
+    and the distillation teacher are ``bloomkit serve``."""
+    texts = {code: sentences(shared_data, code) for code in ("en", "zhs", "hi")}
+    with FakeTeacher(lambda body, hit: completion(answer_in(prompt_of(body), texts))) as fake:
+        cfg = SelfInstructConfig(
+            seeds=str(seeds), num_instructions=6, languages=["en", "zhs", "hi"],
+            prompts_per_round=3, teacher=TeacherConfig(base_url=fake.url, api_key_env=None),
+        )  # fmt: skip
+        made = self_instruct(cfg, tmp_path)
+    instructions = tmp_path / "self-instruct" / "instructions.jsonl"
+    assert made["kept"] == 6
+
+    picked = select(
+        SelectConfig(
+            questions=str(instructions), question_field="instruction", solution_field="output",
+            references=[teacher(served, max_tokens=8)], classifier=teacher(served, max_tokens=4),
+            domains=str(shared_data / "finetune" / "s1_msc_domains.json"), num_select=4,
+        ),
+        tmp_path,
+    )  # fmt: skip
+    selected = read_jsonl(tmp_path / "select" / "selected.jsonl")
+    dropped = sum(v for k, v in picked.items() if k.startswith("dropped_"))
+    assert picked["selected"] == len(selected) == min(4, 6 - dropped)
+    assert picked["domain_by_classifier"] + picked["domain_by_keywords"] == 6 - dropped
+    check_journal(tmp_path / "select" / "classifier-journal.jsonl", "chat")
+    made_ids = {row["id"] for row in read_jsonl(instructions)}
+    assert {row["id"] for row in selected} <= made_ids
+
+    distilled = distill(
+        DistillConfig(questions=str(tmp_path / "select" / "selected.jsonl"),
+                      question_field="instruction", require_thinking=False,
+                      keep_truncated=True,  # a random model rarely stops within 8 tokens
+                      teacher=teacher(served, max_tokens=8)),
+        tmp_path,
+    )  # fmt: skip
+    check_journal(tmp_path / "distill" / "journal.jsonl", "chat")
+    sft_rows = read_jsonl(tmp_path / "distill" / "sft.jsonl")
+    assert distilled.get("kept", 0) == len(sft_rows) >= 2, distilled
+    assert {row["id"] for row in sft_rows} <= {row["id"] for row in selected}
+    assert {row["language"] for row in sft_rows} <= {"en", "zhs", "hi"}
+
+    data = SFTDataConfig(sources=[SFTSource(path=str(tmp_path / "distill" / "sft.jsonl"))])
+    report = prepare_sft_data(data, load_tokenizer(tiny_bloom), tmp_path / "sft",
+                              seq_length=256)  # fmt: skip
+    assert report["kept"] == report["rows"] == len(sft_rows) and not report["problems"]
+    assert (tmp_path / "sft" / "train" / "tokens.npy").is_file()
