@@ -2,16 +2,18 @@
 
 A submission is refused, with the reason, when the file is off-schema or edited after the run
 (:func:`bloomkit.eval.results.load`), when a provenance field the page shows is empty, when the
-folder already holds the same record (same ``content_sha256``) or a run of the same model files
-on the same tasks, or when the model's licence cannot be determined. The licence is read from
-the evaluated model folder (``provenance.model.path``): the ``license_name``/``license`` of the
-README.md front matter, else a ``LICENSE-RAIL`` file (see :mod:`.cards`).
+evaluated model folder is on this machine and its files no longer hash to the record's
+``model_files`` (``content_sha256`` only proves the record is self-consistent: anyone can
+reseal an edited record, not change the weights it names), when the folder already holds the
+same record (same ``content_sha256``) or a run of the same model files on the same tasks, or
+when the model's licence cannot be determined. The licence is read from the evaluated model
+folder (``provenance.model.path``): the ``license_name``/``license`` of the README.md front
+matter, else a ``LICENSE-RAIL`` file (see :mod:`.cards`).
 
 An admitted record is copied byte for byte to ``RESULTS_DIR/<sha12>.json`` beside its sidecar
 ``<sha12>.submission.json`` (:class:`~.cards.Submission`: licence, model card summary, data
-card). The sidecar is
-written first and the record last, each in one rename, so the folder never shows a record
-without its sidecar.
+card). The sidecar is written first and the record last, each in one rename, so the folder
+never shows a record without its sidecar.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from bloomkit.eval.leaderboard.cards import (
     is_rail,
 )
 from bloomkit.eval.results import EvalResults, ResultsError, load
-from bloomkit.rundir import atomic_path, atomic_write_text
+from bloomkit.rundir import atomic_path, atomic_write_text, sha256_file
 
 
 class SubmitError(ValueError):
@@ -52,6 +54,22 @@ def _empty_provenance(record: EvalResults) -> list[str]:
         "tasks": record.tasks,
     }
     return [name for name, value in fields.items() if not value]
+
+
+def _changed_model_files(record: EvalResults) -> list[str]:
+    """Files of ``provenance.model.model_files`` whose sha256 in the model folder differs from
+    the record's, or that are gone ([] when the folder is not on this machine: nothing to check)."""
+    folder = Path(record.provenance.model.path).expanduser()
+    if not folder.is_dir():
+        return []
+    changed = []
+    for name, recorded in sorted(record.provenance.model.model_files.items()):
+        file = folder / name
+        if not file.is_file():
+            changed.append(f"{name} (missing)")
+        elif (actual := sha256_file(file)) != recorded:
+            changed.append(f"{name} (sha256 {actual[:12]}…, record says {recorded[:12]}…)")
+    return changed
 
 
 def _duplicate(record: EvalResults, results_dir: Path) -> str | None:
@@ -105,6 +123,11 @@ def submit(result: Path, results_dir: Path, *, licence: str | None = None) -> Pa
         raise SubmitError(str(err)) from None
     if empty := _empty_provenance(record):
         raise SubmitError(f"{result}: empty required field(s): {', '.join(empty)}")
+    if changed := _changed_model_files(record):
+        raise SubmitError(
+            f"{result}: the model folder {record.provenance.model.path} does not hold the files "
+            f"this record was scored on: {'; '.join(changed)}; re-run the eval on this model"
+        )
     if results_dir.exists() and (why := _duplicate(record, results_dir)):
         raise SubmitError(f"{result}: duplicate: {why}")
     sidecar = describe(record, licence)

@@ -1,13 +1,27 @@
-"""Fixtures of the eval tests: a tiny random BLOOM in a Hugging Face folder, built on the spot."""
+"""Fixtures of the eval tests: a tiny random BLOOM in a Hugging Face folder, built on the spot,
+its eval results, and for the leaderboard's browser tests the system Chromium and a folder
+that keeps their screenshots."""
 
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 SAMPLE_LANGS = ("en", "fr", "zhs", "hi", "sw", "yo")
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS_ENV = "BLOOMKIT_TEST_ARTIFACTS"
+"""Folder for test artifacts (default ``<repo>/test-artifacts``, git-ignored)."""
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]  # fmt: skip
 
 
 def build_tiny_bloom(folder: Path, sib200: Path, *, seed: int = 0, vocab: int = 512) -> Path:
@@ -101,3 +115,50 @@ def few_results_other(tmp_path_factory, tiny_bloom_other, sib200_dir) -> Path:
         model=tiny_bloom_other, suite=None, tasks=FEW_TASKS, limit=20, data_dir=sib200_dir
     )
     return save(evaluate(config), tmp_path_factory.mktemp("run-b") / "results.json")
+
+
+def chromium_path() -> str:
+    for candidate in ("chromium-headless-shell", "chromium"):
+        if found := shutil.which(candidate):
+            return found
+    pytest.fail("no system Chromium: run `make system-deps` (scripts/install-system-deps.sh)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (one per test module, which opens its
+    own pages; Playwright's sync API allows one instance at a time in a thread)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def leaderboard_artifacts() -> Path:
+    """``$BLOOMKIT_TEST_ARTIFACTS/leaderboard`` (default ``test-artifacts/leaderboard``)."""
+    folder = Path(os.environ.get(ARTIFACTS_ENV) or REPO / "test-artifacts") / "leaderboard"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def screenshot(leaderboard_artifacts) -> Callable[..., Path]:
+    """``screenshot(page, "name", **options)``: save ``name.png`` to the artifacts folder and
+    check it is a real picture of a page (PNG of at least 400×200 pixels, not one flat colour)."""
+    from PIL import Image
+
+    def take(page: Any, name: str, **options: Any) -> Path:
+        path = leaderboard_artifacts / f"{name}.png"
+        path.unlink(missing_ok=True)
+        page.screenshot(path=str(path), **options)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+        with Image.open(path) as image:
+            assert image.width >= 400 and image.height >= 200, (path, image.size)
+            pixels = np.asarray(image.convert("L"), dtype=float)
+        assert pixels.std() > 10, f"{path}: (nearly) one flat colour"
+        return path
+
+    return take

@@ -28,7 +28,7 @@ def _test_module(name: str):
     return module
 
 
-_classic, _board = _test_module("test_classic"), _test_module("test_leaderboard")
+_classic = _test_module("test_classic")
 classic_mirror = _classic.classic_mirror  # the fixture: one mirrored language per benchmark
 TASKS = ["xnli_fr", "xcopa_zh", "belebele_swh_Latn"]
 EXPECTED = {"xnli": "fr", "xcopa": "zhs", "belebele": "sw"}
@@ -91,18 +91,13 @@ def test_classic_benchmarks_are_per_language_in_data_and_csv(scored, site):
     assert {(r["benchmark"], r["lang"]): float(r["value"]) for r in rows} == expected
 
 
-def test_classic_benchmark_shows_per_language_in_a_real_browser(scored, site):
-    from playwright.sync_api import sync_playwright
-
+def test_classic_benchmark_shows_per_language_in_a_real_browser(scored, site, browser):
     value = expected_scores(scored)[("xcopa", "zhs")]
     server = make_server(site, 0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=_board.chromium_path(), args=_board.CHROMIUM_ARGS
-            )
-            page = browser.new_page()
+        with browser.new_context() as context:
+            page = context.new_page()
             page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
             page.select_option("#benchmark", "xcopa")
             row = page.locator("#ranking tr[data-model]")
@@ -110,7 +105,6 @@ def test_classic_benchmark_shows_per_language_in_a_real_browser(scored, site):
             assert row.locator('td[data-lang="en"]').get_attribute("title") == "not scored"
             page.select_option("#benchmark", "xnli")  # xnli_en's reason shows under xnli only
             assert "no data" in row.locator('td[data-lang="en"]').get_attribute("title")
-            browser.close()
     finally:
         server.shutdown()
         server.server_close()
