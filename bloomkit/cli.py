@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import bloomkit
-from bloomkit.commands import RunDirOption, SetOption, config_or_exit, open_run
+from bloomkit.commands import RunDirOption, SetOption, exit_on_config_error, open_run
 from bloomkit.console import setup_logging
 from bloomkit.data_tooling.cli import app as data_app
 from bloomkit.eval.cli import app as eval_app
@@ -62,7 +62,9 @@ def demo(
     overrides: SetOption = None,
 ) -> None:
     """Run the whole pipeline on the shipped multilingual sample (CPU, minutes)."""
-    from bloomkit.demo import DemoConfig, run_demo
+    from bloomkit.demo import load_demo_config, plan_demo, run_demo
 
-    cfg = config_or_exit(DemoConfig, config, overrides)
-    run_demo(cfg, open_run(run_dir, "demo", cfg))
+    with exit_on_config_error():  # every stage's config, before the run directory exists
+        cfg = load_demo_config(config, overrides or [])
+        plan = plan_demo(cfg, run_dir.resolve())
+    run_demo(plan, open_run(run_dir, "demo", cfg))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -51,15 +53,22 @@ def array_share(
     return (task, tasks) if task is not None and tasks is not None else None
 
 
-def config_or_exit(model: type[ModelT], path: Path, overrides: list[str] | None) -> ModelT:
-    """Load and validate a config; on problems print them all and exit with status 2."""
+@contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """Around config loading: on a :class:`ConfigError` print every problem, exit with 2."""
     try:
-        return load_config(model, path, overrides or [])
+        yield
     except ConfigError as err:
         console.print(f"[bold red]invalid config[/] ({len(err.problems)} problem(s)):")
         for problem in err.problems:
             console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def config_or_exit(model: type[ModelT], path: Path, overrides: list[str] | None) -> ModelT:
+    """Load and validate a config; on problems print them all and exit with status 2."""
+    with exit_on_config_error():
+        return load_config(model, path, overrides or [])
 
 
 def open_run(path: Path, command: str, config: BaseModel | None) -> RunDir:

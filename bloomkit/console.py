@@ -97,9 +97,12 @@ def library_bars() -> Iterator[None]:
         yield
 
 
-def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar on the console (none when quiet or not a terminal-like run)."""
-    if is_quiet():
+def progress(
+    items: Iterable[T], description: str, total: int | None = None, *, enabled: bool = True
+) -> Iterator[T]:
+    """Iterate with a progress bar on the console; none when quiet or not ``enabled`` (say,
+    on every rank but 0, so that one process draws the bar of a distributed loop)."""
+    if is_quiet() or not enabled:
         yield from items
         return
     if total is None and hasattr(items, "__len__"):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from bloomkit.config import Section, load_config
-from bloomkit.console import log, summary_table
+from bloomkit.config import Section, apply_overrides, load_yaml, validate
+from bloomkit.console import is_quiet, log, summary_table
 from bloomkit.data_tooling.indexed import TokenizeConfig, tokenize_corpus
 from bloomkit.data_tooling.pipeline.config import DataRunConfig
 from bloomkit.data_tooling.pipeline.run import run_corpus
@@ -40,24 +41,92 @@ class StageConfig(Section):
 
 
 class DemoConfig(Section):
-    """What the demo runs on, and the config of each stage."""
+    """What the demo runs on, and the config of each stage.
+
+    A relative stage ``config`` is relative to the demo config's folder; one given with
+    ``--set`` is relative to the working directory, like any path typed on the command line.
+    """
 
     sample: Path | None = None
     """The sample folder (default: the one shipped inside the package)."""
-    data: StageConfig = StageConfig(config=Path("configs/data/demo.yaml"))
-    tokenizer: StageConfig = StageConfig(config=Path("configs/data/tokenizer-demo.yaml"))
-    tokenize: StageConfig = StageConfig(config=Path("configs/data/tokenize-demo.yaml"))
-    pretrain: StageConfig = StageConfig(config=Path("configs/pretrain/demo.yaml"))
-    sft: StageConfig = StageConfig(config=Path("configs/finetune/sft-demo.yaml"))
-    eval: StageConfig = StageConfig(config=Path("configs/eval/demo.yaml"))
+    data: StageConfig = StageConfig(config=Path("data/demo.yaml"))
+    tokenizer: StageConfig = StageConfig(config=Path("data/tokenizer-demo.yaml"))
+    tokenize: StageConfig = StageConfig(config=Path("data/tokenize-demo.yaml"))
+    pretrain: StageConfig = StageConfig(config=Path("pretrain/demo.yaml"))
+    sft: StageConfig = StageConfig(config=Path("finetune/sft-demo.yaml"))
+    eval: StageConfig = StageConfig(config=Path("eval/demo.yaml"))
 
 
+STAGES = ("data", "tokenizer", "tokenize", "pretrain", "sft", "eval")
+SectionT = TypeVar("SectionT", bound=Section)
 Stage = tuple[str, Callable[[], dict[str, Any]], list[Path], dict[str, Any]]
 
 
-def stage_config(model: type[Section], stage: StageConfig, wiring: list[str]) -> Any:
-    """Load a stage's config with the demo's wiring, then the user's overrides."""
-    return load_config(model, stage.config, [*wiring, *stage.set])
+def load_demo_config(path: Path, overrides: Iterable[str] = ()) -> DemoConfig:
+    """Load the demo config and anchor its stage config paths (see :class:`DemoConfig`)."""
+    data, lines = load_yaml(path)
+    from_cli = apply_overrides(data, overrides)
+    config = validate(DemoConfig, data, source=str(path), lines=lines, override_sources=from_cli)
+    for name in STAGES:
+        if not {name, f"{name}.config"} & from_cli.keys():
+            stage: StageConfig = getattr(config, name)
+            setattr(config, name, stage.model_copy(update={"config": path.parent / stage.config}))
+    return config
+
+
+def stage_config(
+    model: type[SectionT], name: str, stage: StageConfig, wiring: list[str]
+) -> SectionT:
+    """Load a stage's config with the demo's wiring, then the stage's ``set`` list; problems
+    name the config file and line, or the override (``pretrain.set: train.steps: …``)."""
+    data, lines = load_yaml(stage.config)
+    sources = {key: f"demo wiring of {name}" for key in apply_overrides(data, wiring)}
+    sources |= {key: f"{name}.set" for key in apply_overrides(data, stage.set)}
+    return validate(model, data, source=str(stage.config), lines=lines, override_sources=sources)
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Every stage's validated config, wired to the paths of one run directory."""
+
+    sample: Path
+    data: DataRunConfig
+    tokenizer: TokenizerTrainConfig
+    tokenize: TokenizeConfig
+    pretrain: PretrainConfig
+    sft: SFTConfig
+    eval: EvalConfig
+
+
+def plan_demo(config: DemoConfig, run: Path) -> DemoPlan:
+    """Load every stage's config for a demo in ``run``; raise :class:`ConfigError` on the
+    first stage with problems, before anything is created."""
+    sample = config.sample or sample_dir()
+    raw, corpus = run / "raw", run / "data" / "corpus"
+    tokenizer_dir = run / "tokenizer" / "tokenizer"
+    data = stage_config(
+        DataRunConfig, "data", config.data,
+        [f"input_root={raw}", f"catalogue={sample / 'catalogue.yaml'}"],
+    )  # fmt: skip
+    tok = stage_config(TokenizerTrainConfig, "tokenizer", config.tokenizer, [f"inputs=[{corpus}]"])
+    tokenize = stage_config(
+        TokenizeConfig, "tokenize", config.tokenize,
+        [f"inputs=[{corpus}]", f"tokenizer={tokenizer_dir}"],
+    )  # fmt: skip
+    train = stage_config(
+        PretrainConfig, "pretrain", config.pretrain,
+        ["data.byte_corpus=null", f"data.blend_file={run / 'tokenize' / 'blend.json'}",
+         f"model.vocab_size={tok.vocab_size}", f"data.eod_id={EOD_ID}"],
+    )  # fmt: skip
+    sft = stage_config(
+        SFTConfig, "sft", config.sft,
+        [f"init_from={run / 'pretrain' / 'checkpoints' / f'step-{train.train.steps}'}",
+         f"data.tokenizer={tokenizer_dir}",
+         f"data.sources=[{{path: {sample / 'finetune' / 'alpaca_seed_tasks.jsonl'}}}]"],
+    )  # fmt: skip
+    wiring = [f"model={run / 'hf-model'}", f"data_dir={sample / 'sib200'}"]
+    evaluate = stage_config(EvalConfig, "eval", config.eval, wiring)
+    return DemoPlan(sample, data, tok, tokenize, train, sft, evaluate)
 
 
 def _export(checkpoint: str, out: Path, tokenizer: Path, data_card: Path) -> dict[str, Any]:
@@ -83,60 +152,38 @@ def _leaderboard(results: list[Path], folder: Path, site: Path) -> dict[str, Any
     return {"site": str(site / "index.html"), "models": len(data["models"])}
 
 
-def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
+def run_demo(plan: DemoPlan, run: RunDir) -> list[dict[str, Any]]:
     """Run every stage, print the summary table, return its rows.
 
     sample → corpus pipeline → tokenizer → .bin/.idx per language → BLOOM pretraining (TP=2)
     → Hugging Face export → instruction tuning (SFT) → 46-language evaluation of both models →
-    leaderboard site. Every config is validated before the first stage starts.
+    leaderboard site. The last line printed is the address of the leaderboard page.
     """
-    sample = config.sample or sample_dir()
-    raw, corpus = run / "raw", run / "data" / "corpus"
-    tokenizer_dir = run / "tokenizer" / "tokenizer"
-    hf_model = run / "hf-model"
-    data = stage_config(
-        DataRunConfig, config.data,
-        [f"input_root={raw}", f"catalogue={sample / 'catalogue.yaml'}"],
-    )  # fmt: skip
-    tok = stage_config(TokenizerTrainConfig, config.tokenizer, [f"inputs=[{corpus}]"])
-    tokenize = stage_config(
-        TokenizeConfig, config.tokenize, [f"inputs=[{corpus}]", f"tokenizer={tokenizer_dir}"]
-    )
-    train = stage_config(
-        PretrainConfig, config.pretrain,
-        ["data.byte_corpus=null", f"data.blend_file={run / 'tokenize' / 'blend.json'}",
-         f"model.vocab_size={tok.vocab_size}", f"data.eod_id={EOD_ID}"],
-    )  # fmt: skip
-    sft = stage_config(
-        SFTConfig, config.sft,
-        [f"init_from={run / 'pretrain' / 'checkpoints' / f'step-{train.train.steps}'}",
-         f"data.tokenizer={tokenizer_dir}",
-         f"data.sources=[{{path: {sample / 'finetune' / 'alpaca_seed_tasks.jsonl'}}}]"],
-    )  # fmt: skip
-    evaluate = stage_config(
-        EvalConfig, config.eval, [f"model={hf_model}", f"data_dir={sample / 'sib200'}"]
-    )
-    evaluate_sft = evaluate.model_copy(update={"model": run / "sft" / "hf"})
+    sample, raw, corpus = plan.sample, run / "raw", run / "data" / "corpus"
+    tokenizer_dir, hf_model = run / "tokenizer" / "tokenizer", run / "hf-model"
+    evaluate_sft = plan.eval.model_copy(update={"model": run / "sft" / "hf"})
     results = [run / "eval" / "results.json", run / "eval-sft" / "results.json"]
     summaries: dict[str, dict[str, Any]] = {}
     stages: list[Stage] = [
         ("sample", lambda: write_raw_corpus(sample, raw), [sample], {}),
-        ("data", lambda: run_corpus(data, RunDir(run / "data", "data run", data)), [raw],
-         data.model_dump(mode="json")),
-        ("tokenizer", lambda: train_tokenizer(tok, RunDir(run / "tokenizer", "tokenizer", tok)),
-         [corpus], tok.model_dump(mode="json")),
+        ("data", lambda: run_corpus(plan.data, RunDir(run / "data", "data run", plan.data)),
+         [raw], plan.data.model_dump(mode="json")),
+        ("tokenizer", lambda: train_tokenizer(
+            plan.tokenizer, RunDir(run / "tokenizer", "tokenizer", plan.tokenizer)),
+         [corpus], plan.tokenizer.model_dump(mode="json")),
         ("tokenize", lambda: tokenize_corpus(
-            tokenize, RunDir(run / "tokenize", "tokenize", tokenize)),
-         [corpus, tokenizer_dir], tokenize.model_dump(mode="json")),
-        ("pretrain", lambda: pretrain(train, RunDir(run / "pretrain", "pretrain", train)),
-         [run / "tokenize" / "datasets"], train.model_dump(mode="json")),
+            plan.tokenize, RunDir(run / "tokenize", "tokenize", plan.tokenize)),
+         [corpus, tokenizer_dir], plan.tokenize.model_dump(mode="json")),
+        ("pretrain", lambda: pretrain(
+            plan.pretrain, RunDir(run / "pretrain", "pretrain", plan.pretrain)),
+         [run / "tokenize" / "datasets"], plan.pretrain.model_dump(mode="json")),
         ("export", lambda: _export(summaries["pretrain"]["checkpoint"], hf_model, tokenizer_dir,
                                    run / "data" / "report" / "data_card.md"),
          [run / "pretrain" / "checkpoints"], {}),
-        ("sft", lambda: _sft(sft, run / "sft"),
-         [run / "pretrain" / "checkpoints", sample / "finetune"], sft.model_dump(mode="json")),
-        ("eval", lambda: run_eval(evaluate, RunDir(run / "eval", "eval", evaluate)), [hf_model],
-         evaluate.model_dump(mode="json")),
+        ("sft", lambda: _sft(plan.sft, run / "sft"),
+         [run / "pretrain" / "checkpoints", sample / "finetune"], plan.sft.model_dump(mode="json")),
+        ("eval", lambda: run_eval(plan.eval, RunDir(run / "eval", "eval", plan.eval)), [hf_model],
+         plan.eval.model_dump(mode="json")),
         ("eval-sft", lambda: run_eval(evaluate_sft, RunDir(run / "eval-sft", "eval", evaluate_sft)),
          [run / "sft" / "hf"], evaluate_sft.model_dump(mode="json")),
         ("leaderboard", lambda: _leaderboard(results, run / "results", run / "leaderboard"),
@@ -158,6 +205,8 @@ def run_demo(config: DemoConfig, run: RunDir) -> list[dict[str, Any]]:
     if generation := summaries["sft"].get("generation"):
         log.info("the tuned model, asked %r, answers %r", generation["prompt"],
                  generation["response"])  # fmt: skip
+    if not is_quiet():
+        print(Path(summaries["leaderboard"]["site"]).as_uri(), flush=True)
     return rows
 
 

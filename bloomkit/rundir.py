@@ -210,6 +210,7 @@ class RunDir:
         params_json = json.loads(json.dumps(params, default=str))
         fingerprint = _fingerprint(hashes, params_json)
         output_paths = [self.path / p for p in outputs]
+        self.manifest["inputs"].update(hashes)  # this invocation's inputs, run or skipped
         record = self.manifest["steps"].get(name)
         if (
             record
@@ -220,7 +221,6 @@ class RunDir:
             record["skipped"] = True
             self._save()
             return record["summary"]
-        self.manifest["inputs"].update(hashes)
         self.manifest["steps"][name] = {"status": "running", "fingerprint": fingerprint}
         self._save()
         start = time.perf_counter()

@@ -21,6 +21,7 @@ import datasets
 
 from bloomkit.eval.tasks import Catalog, UnknownTaskError, catalog, task_config
 from bloomkit.eval.tasks.classic.utils import mirror_folder
+from bloomkit.rundir import atomic_path, atomic_write_json
 
 MANIFEST = "MIRROR.json"
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
@@ -92,12 +93,9 @@ def load_source(hf_path: str, hf_name: str, source: Path | None = None) -> datas
 
 def write_split(data: datasets.Dataset, path: Path) -> dict[str, int | str]:
     """One split as JSON lines (the hub's columns, label ints as ints); its rows and sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for row in data:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
     return {"rows": len(data), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
@@ -142,7 +140,7 @@ def mirror(
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     files = manifest.get("files", {}) | written
     manifest = {"datasets_version": datasets.__version__, "files": dict(sorted(files.items()))}
-    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_json(manifest_path, manifest)
     return written
 
 

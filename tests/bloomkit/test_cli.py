@@ -1,5 +1,6 @@
 """The `bloomkit` console command: every stage is a subcommand with its own --help."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,42 @@ def test_bad_override_names_the_override(tmp_path):
     )
     assert result.returncode == 2
     assert "--set sample: sample: expected Path or null, got [1, 2]" in result.stderr
+
+
+def test_bad_stage_override_is_rejected_before_the_run_dir(repo_root, tmp_path):
+    result = bloomkit_cli(
+        "demo", "--set", "pretrain.set=[train.steps=x]", "--run-dir", str(tmp_path / "run"),
+        cwd=repo_root,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "pretrain.set: train.steps: expected int >= 1, got 'x'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_stage_config_is_rejected_before_the_run_dir(repo_root, tmp_path):
+    missing = tmp_path / "nonexistent.yaml"
+    result = bloomkit_cli(
+        "demo", "--set", f"pretrain.config={missing}", "--run-dir", str(tmp_path / "run"),
+        cwd=repo_root,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"{missing}: config file not found" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_stage_configs_are_relative_to_the_demo_config(repo_root, tmp_path):
+    """A copy of configs/ elsewhere uses its own stage files, whatever the working directory."""
+    configs = shutil.copytree(repo_root / "configs", tmp_path / "configs")
+    stage = configs / "pretrain" / "demo.yaml"
+    lines = stage.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if line.strip().startswith("steps:"))
+    lines[number - 1] = lines[number - 1].replace("150", "-1")
+    stage.write_text("\n".join(lines) + "\n")
+    run_dir = tmp_path / "run"
+    result = bloomkit_cli(
+        "demo", "--config", str(configs / "demo.yaml"), "--run-dir", str(run_dir), cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{stage}:{number}: train.steps: expected int >= 1, got -1" in result.stderr
+    assert not run_dir.exists()

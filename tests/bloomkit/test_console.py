@@ -1,7 +1,10 @@
 """Console: summary tables show every column; progress passes every item through."""
 
+import io
+
 from rich.console import Console
 
+import bloomkit.console
 from bloomkit.console import progress, setup_logging, summary_table
 
 
@@ -26,3 +29,18 @@ def test_progress_yields_every_item_quiet_or_not():
         setup_logging(quiet=quiet)
         assert list(progress(range(5), "count")) == [0, 1, 2, 3, 4]
     setup_logging(quiet=False)
+
+
+def test_progress_bar_only_when_enabled_and_not_quiet(monkeypatch):
+    """The training loop draws its bar on rank 0 only (``enabled``), and never when quiet."""
+    drawn = io.StringIO()
+    monkeypatch.setattr(bloomkit.console, "console", Console(file=drawn, width=100))
+    for quiet, enabled in ((True, True), (False, False)):
+        setup_logging(quiet=quiet)
+        assert list(progress(range(3), "steps", enabled=enabled)) == [0, 1, 2]
+        assert drawn.getvalue() == ""
+    setup_logging(quiet=False)
+    assert list(progress(range(3), "steps")) == [0, 1, 2]
+    assert "steps" in drawn.getvalue() and "3/3" in drawn.getvalue()
+    monkeypatch.undo()
+    setup_logging(quiet=False)  # the log handler back on the real console

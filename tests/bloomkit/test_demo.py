@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BLOOMKIT = str(Path(sys.executable).with_name("bloomkit"))
 
 
@@ -20,11 +22,15 @@ def run_demo(repo_root: Path, run_dir: Path, *options: str) -> subprocess.Comple
     )  # fmt: skip
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # the demo (under 15 minutes on 2 cores) and its no-op rerun
 def test_demo_runs_every_stage_and_resumes(repo_root, tmp_path):
     run_dir = tmp_path / "demo"
     result = run_demo(repo_root, run_dir)
     assert result.returncode == 0, result.stderr
     assert "bloomkit demo" in result.stdout and "leaderboard" in result.stdout
+    site = (run_dir / "leaderboard" / "index.html").resolve()
+    assert result.stdout.splitlines()[-1] == site.as_uri(), "the last line: the leaderboard page"
     manifest = json.loads((run_dir / "manifest.json").read_text())
     steps = manifest["steps"]
     assert list(steps) == ["sample", "data", "tokenizer", "tokenize", "pretrain", "export",
@@ -58,10 +64,13 @@ def test_demo_runs_every_stage_and_resumes(repo_root, tmp_path):
     assert {m["licence"]["name"] for m in data["models"]} == {"bloomkit-rail-1.0"}
     again = run_demo(repo_root, run_dir)
     assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == site.as_uri()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert all(step["skipped"] for step in manifest["steps"].values()), "rerun is a no-op"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_quiet_demo_prints_nothing_but_logs_to_file(repo_root, tmp_path):
     run_dir = tmp_path / "demo"
     result = run_demo(repo_root, run_dir, "--quiet")

@@ -66,6 +66,8 @@ def test_finished_step_is_a_noop_until_inputs_change(tmp_path):
     assert run_once() == {"calls": 1}
     assert run_once() == {"calls": 1}, "same inputs: the recorded summary, no rerun"
     assert len(calls) == 1
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["inputs"] == {str(data): sha256_file(data)}, "a no-op rerun keeps its inputs"
     data.write_text("v2")
     assert run_once() == {"calls": 2}
     (tmp_path / "run" / "out.txt").unlink()
