@@ -1,14 +1,18 @@
 """`bloomkit data tokenize` vs Megatron-LM's own ``tools/preprocess_data.py``: speed, same tokens.
 
     .venv/bin/python benchmarks/tokenize_vs_megatron.py ../shared/data \\
-        --peer ../shared/peers/megatron_preprocess --repeat 8 --workers 2
+        --peer ../shared/peers/megatron_preprocess --repeat 8 --workers 2 --rounds 3
 
 Same JSONL (SIB-200 ``train`` sentences of all 46 languages, 5 a document, repeated
 ``--repeat`` times), same tokenizer (a byte-level BPE trained here by bloomkit, ``--vocab``
-tokens), same number of workers, one run each, each as its own command (interpreter start and
-imports included, as a user runs them). Megatron writes one dataset in input order; bloomkit
-one per language, so the check compares, language by language, Megatron's documents of that
-language in input order with bloomkit's dataset: every token of every document must match.
+tokens), same number of workers, each run as its own command (interpreter start and imports
+included, as a user runs them), ``--rounds`` rounds alternating which tool goes first. Per
+tool: best and median wall clock, CPU seconds (user + system of the command and its workers:
+what a shared machine's load inflates least) and steady-state docs/s (documents over the
+encoding phase, as each tool reports it). Megatron writes one dataset in input order;
+bloomkit one per language, so the check compares, language by language, Megatron's documents
+of that language in input order with bloomkit's dataset: every token of every document must
+match.
 
 Writes ``benchmarks/results/tokenize_vs_megatron.md``.
 """
@@ -19,6 +23,9 @@ import argparse
 import json
 import os
 import platform
+import re
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,10 +62,25 @@ def write_corpus(sib200: Path, out: Path, repeat: int) -> list[str]:
     return languages
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run a command; return its wall seconds, CPU seconds (with its children) and output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    done = subprocess.run(argv, check=True, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu, done.stdout
+
+
+def steady_docs_per_s(output: str, pattern: str) -> float:
+    """The last docs/s figure a tool printed: ``Processed N documents (X docs/s, ...)`` from
+    preprocess_data.py, the ``docs_per_second`` row of `bloomkit data tokenize`."""
+    rates = re.findall(pattern, output)
+    if not rates:
+        raise ValueError(f"no docs/s ({pattern}) in the output:\n{output[-2000:]}")
+    return float(rates[-1].replace(",", ""))
 
 
 def same_tokens(megatron: Path, bloomkit: Path, languages: list[str]) -> int:
@@ -84,6 +106,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--vocab", type=int, default=8000)
+    parser.add_argument("--rounds", type=int, default=3, help="Runs per tool, order alternating.")
     parser.add_argument("--work", type=Path, default=None, help="Scratch folder (default: tmp).")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="tokenize-bench-"))
@@ -97,22 +120,33 @@ def main() -> None:
     env = {**os.environ, "PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}"}
     peer = [str(args.peer.resolve() / "run.sh"), str(corpus), str(work / "megatron" / "out"),
             str(tokenizer), str(args.workers)]  # fmt: skip
-    megatron_s = timed(["bash", *peer], env)
-
     cfg = work / "tokenize.yaml"
     cfg.write_text(json.dumps({"inputs": [str(corpus)], "tokenizer": str(tokenizer),
                                "workers": args.workers}))  # fmt: skip
-    bloomkit_s = timed([str(BIN / "bloomkit"), "data", "tokenize", str(cfg), "--run-dir",
-                        str(work / "bloomkit")])  # fmt: skip
-    summary = json.loads((work / "bloomkit" / "manifest.json").read_text())["steps"]["merge"]
-
-    tokens = same_tokens(work / "megatron" / "out_text_document", work / "bloomkit" / "datasets",
-                         languages)  # fmt: skip
     docs = len(languages)
-    rows = [
-        ("Megatron-LM preprocess_data.py", megatron_s),
-        ("bloomkit data tokenize", bloomkit_s),
-    ]
+    runs: dict[str, list[tuple[float, float, float]]] = {"megatron": [], "bloomkit": []}
+    load_before = os.getloadavg()[0]
+    for round_ in range(args.rounds):
+        for tool in ("megatron", "bloomkit")[:: 1 if round_ % 2 == 0 else -1]:
+            if tool == "megatron":
+                wall, cpu, output = timed(["bash", *peer], env)
+                steady = steady_docs_per_s(output, r"Processed \d+ documents \(([\d.]+) docs/s")
+            else:
+                run_dir = work / f"bloomkit-{round_}"
+                wall, cpu, output = timed([str(BIN / "bloomkit"), "data", "tokenize", str(cfg),
+                                           "--run-dir", str(run_dir)])  # fmt: skip
+                steady = steady_docs_per_s(output, r"docs_per_second\W+([\d,.]+)")
+            runs[tool].append((wall, cpu, steady))
+            print(f"round {round_ + 1} {tool}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+    load_after = os.getloadavg()[0]
+    summary = json.loads((run_dir / "manifest.json").read_text())["steps"]["merge"]
+
+    tokens = same_tokens(work / "megatron" / "out_text_document", run_dir / "datasets",
+                         languages)  # fmt: skip
+    best = {tool: min(r[0] for r in rows) for tool, rows in runs.items()}
+    median = {tool: statistics.median(r[0] for r in rows) for tool, rows in runs.items()}
+    cpu = {tool: statistics.median(r[1] for r in rows) for tool, rows in runs.items()}
+    steady = {tool: max(r[2] for r in rows) for tool, rows in runs.items()}
     lines = [
         "# bloomkit data tokenize vs Megatron-LM preprocess_data.py",
         "",
@@ -121,18 +155,29 @@ def main() -> None:
         f"- input: {docs:,} documents ({corpus.stat().st_size / 1e6:.1f} MB JSONL, 46 languages),"
         f" {tokens:,} tokens incl. EOD; tokenizer: byte-level BPE, {args.vocab} tokens",
         f"- workers: {args.workers} each; machine: {platform.processor() or platform.machine()},"
-        f" {os.cpu_count()} cores; wall clock of the whole command",
+        f" {os.cpu_count()} cores, 1-min load average {load_before:.1f} before and"
+        f" {load_after:.1f} after; {args.rounds} rounds, order alternating",
         "- token streams: identical, every document compared"
         f" ({len(summary['summary']['datasets'])} bloomkit datasets vs 1 Megatron dataset)",
         "",
-        "| tool | seconds | docs/s | tokens/s |",
-        "|---|---:|---:|---:|",
+        "| tool | best s | median s | docs/s (best) | tokens/s (best) | CPU s (median) |"
+        " steady docs/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, seconds in rows:
+    names = {"megatron": "Megatron-LM preprocess_data.py", "bloomkit": "bloomkit data tokenize"}
+    for tool, name in names.items():
         lines.append(
-            f"| {name} | {seconds:.1f} | {docs / seconds:,.0f} | {tokens / seconds:,.0f} |"
+            f"| {name} | {best[tool]:.1f} | {median[tool]:.1f} | {docs / best[tool]:,.0f} |"
+            f" {tokens / best[tool]:,.0f} | {cpu[tool]:.1f} | {steady[tool]:,.0f} |"
         )
-    lines += ["", f"Speed-up (docs/s, tokens/s): **{megatron_s / bloomkit_s:.2f}×**", ""]
+    ratio = {
+        "best wall": best["megatron"] / best["bloomkit"],
+        "median wall": median["megatron"] / median["bloomkit"],
+        "CPU seconds": cpu["megatron"] / cpu["bloomkit"],
+        "steady-state docs/s": steady["bloomkit"] / steady["megatron"],
+    }
+    lines += ["", "Speed-up, bloomkit over Megatron: "
+              + ", ".join(f"{k} **{v:.2f}×**" for k, v in ratio.items()), ""]  # fmt: skip
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

@@ -8,21 +8,28 @@ partials appear atomically together with ``done.json``, so a rerun skips finishe
 The partials are then merged (``add_index``) into ``RUN/datasets/<key>.{bin,idx}`` and the
 blend ``RUN/blend.json`` (``{prefix: weight}``, what ``pretrain`` takes as ``data.blend``)
 is written with weights ``∝ tokens^alpha``. Tokens are int32 when the vocabulary exceeds
-65,535, else uint16.
+65,535, else uint16. ``RUN/vocab.json``, beside the blend, records the tokenizer's vocabulary
+size, its padded size, the token dtype and the end-of-document id, so that training can
+refuse data written with a tokenizer that does not match its model.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import importlib
+import importlib.util
 import json
 import multiprocessing
 import os
 import re
+import struct
+import sys
 import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -37,10 +44,15 @@ from bloomkit.data_tooling.tokenizer.corpus import (
     parse_record,
     shard_lines,
 )
-from bloomkit.data_tooling.tokenizer.train import eod_id_of, load_tokenizer
+from bloomkit.data_tooling.tokenizer.train import (
+    eod_id_of,
+    load_tokenizer,
+    padded_vocab_size,
+)
 from bloomkit.rundir import RunDir, atomic_path, atomic_write_json, sha256_file
 
 DONE = "done.json"
+VOCAB_FILE = "vocab.json"
 
 
 class TokenizeConfig(Section):
@@ -58,12 +70,108 @@ class TokenizeConfig(Section):
     """Documents per encode_batch call / work item."""
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     """Blend weights ``∝ tokens^alpha``: 1 = token shares, lower flattens towards uniform."""
+    tensor_parallel: Annotated[int, Field(ge=1)] = 1
+    """The model's tensor-parallel size: its vocabulary is padded to a multiple of 128 × this."""
     model_vocab_size: Annotated[int, Field(gt=0)] | None = None
-    """The model's (padded) vocabulary size: refuse a tokenizer with more tokens."""
+    """The model's padded vocabulary size: refuse a tokenizer that does not pad to exactly it."""
 
 
 def token_dtype(vocab_size: int) -> type[np.number]:
     return np.int32 if vocab_size > 65_535 else np.uint16
+
+
+def check_vocabulary(folder: Path, vocab_size: int, model_vocab_size: int, tp: int) -> None:
+    """Refuse a tokenizer whose ``vocab_size`` does not pad to ``model_vocab_size`` at ``tp``.
+
+    A model built for this tokenizer has ``padded_vocab_size(vocab_size, tp)`` embedding rows:
+    fewer cannot hold every id, more mean the model was built for another tokenizer.
+    """
+    padded = padded_vocab_size(vocab_size, tp)
+    if padded != model_vocab_size:
+        raise ValueError(
+            f"{folder / 'tokenizer.json'}: {vocab_size} tokens pad to {padded} at "
+            f"tensor_parallel={tp}, but model_vocab_size is {model_vocab_size}: tokenize with "
+            "the tokenizer the model is built for (or set its tensor_parallel)"
+        )
+
+
+# --------------------------------------------------------------------------- megatron-core I/O
+
+_INDEXED = "megatron.core.datasets.indexed_dataset"
+_IDX_MAGIC, _IDX_VERSION = b"MMIDIDX\x00\x00", 1
+
+
+def megatron_indexed() -> ModuleType:
+    """megatron-core's own ``indexed_dataset`` module, without all of ``megatron.core``.
+
+    A plain import runs ``megatron/core/__init__.py`` first: parallel_state, the optimizer and
+    torch's compiler stack, ~2/3 of the CPU of a small run. The module itself (0.16.1) needs
+    only torch, numpy, ``megatron.core.{msc_utils,datasets.object_storage_utils}`` and
+    ``log_single_rank`` from ``megatron.core.utils``, defined in ``megatron.core._rank_utils``.
+    So, unless ``megatron.core`` is already imported, the unchanged file is imported with its
+    two parent packages present but not run and ``_rank_utils`` standing in for ``utils``;
+    the stand-ins are removed afterwards, so a later ``import megatron.core`` runs normally and
+    finds this same module. Should a megatron-core release need more, the plain import is used.
+    """
+    if "megatron.core" in sys.modules or _INDEXED in sys.modules:
+        return importlib.import_module(_INDEXED)
+    stand_ins: list[str] = []
+    try:
+        for package in ("megatron.core", "megatron.core.datasets"):
+            spec = importlib.util.find_spec(package)
+            if spec is None:
+                raise ImportError(f"no module named {package!r}")
+            sys.modules[package] = importlib.util.module_from_spec(spec)
+            stand_ins.append(package)
+        sys.modules["megatron.core.utils"] = importlib.import_module("megatron.core._rank_utils")
+        stand_ins.append("megatron.core.utils")
+        return importlib.import_module(_INDEXED)
+    except (ImportError, AttributeError):
+        sys.modules.pop(_INDEXED, None)
+    finally:
+        for name in stand_ins:
+            sys.modules.pop(name, None)
+    return importlib.import_module(_INDEXED)
+
+
+def check_index(prefix: Path | str, dtype: Any = None) -> tuple[int, int]:
+    """Refuse a ``prefix.idx``/``prefix.bin`` pair that megatron-core cannot read whole.
+
+    Checks the header (magic, version, dtype code, and ``dtype`` when given), that the index
+    holds exactly its sequence and document tables, and that ``.bin`` is as long as the
+    sequence lengths say. Returns ``(sequences, documents)``; errors name the file.
+    """
+    idx, data = Path(f"{prefix}.idx"), Path(f"{prefix}.bin")
+    for path in (idx, data):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: dataset file missing")
+    with open(idx, "rb") as handle:
+        header = handle.read(34)
+        if len(header) < 34 or header[:9] != _IDX_MAGIC:
+            raise ValueError(f"{idx}: not a megatron-core index (bad header)")
+        version, code, sequences, documents = struct.unpack("<QBQQ", header[9:])
+        if version != _IDX_VERSION:
+            raise ValueError(f"{idx}: index version {version}, expected {_IDX_VERSION}")
+        try:
+            stored = megatron_indexed().DType.dtype_from_code(code)
+        except ValueError:
+            raise ValueError(f"{idx}: unknown token dtype code {code}") from None
+        if dtype is not None and np.dtype(stored) != np.dtype(dtype):
+            raise ValueError(f"{idx}: tokens are {np.dtype(stored)}, expected {np.dtype(dtype)}")
+        expected = 34 + 12 * sequences + 8 * documents
+        if idx.stat().st_size != expected:
+            raise ValueError(
+                f"{idx}: {idx.stat().st_size} bytes, its header ({sequences} sequences, "
+                f"{documents - 1} documents) needs {expected}: truncated or corrupt"
+            )
+        lengths = np.fromfile(handle, np.int32, sequences)
+    tokens = int(lengths.sum(dtype=np.int64))
+    if data.stat().st_size != tokens * np.dtype(stored).itemsize:
+        raise ValueError(
+            f"{data}: {data.stat().st_size} bytes, {idx.name} indexes {tokens} "
+            f"{np.dtype(stored)} tokens: truncated or corrupt"
+        )
+    return sequences, documents - 1
 
 
 # --------------------------------------------------------------------------- encoding workers
@@ -71,12 +179,10 @@ def token_dtype(vocab_size: int) -> type[np.number]:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(tokenizer_dir: str, eod: int, group_by: str, dtype: str) -> None:
-    if multiprocessing.parent_process() is not None:
-        # One encoding thread per worker process: the workers already use the cores, and
-        # tokenizers' own thread pool in each of them would oversubscribe them.
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _STATE.update(tokenizer=load_tokenizer(tokenizer_dir), eod=eod, key=group_by, dtype=dtype)
+def _init_worker() -> None:
+    """Forked workers inherit ``_STATE`` (tokenizer included) and encode on one thread each:
+    the workers already use the cores, tokenizers' thread pool in each would oversubscribe."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
 def _encode_chunk(item: tuple[str, list[tuple[int, bytes]]]) -> dict[str, Any]:
@@ -123,8 +229,12 @@ def safe_name(key: str) -> str:
 
 
 def _write_shard(shard: Path, out: Path, results: Iterator[dict[str, Any]], dtype: Any) -> dict:
-    """Append encoded chunks to one builder per key under ``out`` (atomically); return counts."""
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+    """Append encoded chunks to one builder per key under ``out`` (atomically); return counts.
+
+    megatron-core's builder takes one document per ``add_document`` call (a call with several
+    lengths writes one document of several sequences), so each document is one call on a view.
+    """
+    builder_class = megatron_indexed().IndexedDatasetBuilder
 
     counts: dict[str, dict[str, Any]] = {}
     with atomic_path(out) as tmp:
@@ -136,7 +246,7 @@ def _write_shard(shard: Path, out: Path, results: Iterator[dict[str, Any]], dtyp
                     name = safe_name(key)
                     if any(c["name"] == name for c in counts.values()):
                         raise CorpusError(f"{shard}: keys collide on file name {name!r}")
-                    builders[key] = IndexedDatasetBuilder(str(tmp / f"{name}.bin"), dtype=dtype)
+                    builders[key] = builder_class(str(tmp / f"{name}.bin"), dtype=dtype)
                     counts[key] = {"name": name, "documents": 0, "tokens": 0, "bytes": 0}
                 builder, offsets = builders[key], np.concatenate([[0], np.cumsum(lengths)])
                 for start, end in pairwise(offsets.tolist()):
@@ -175,8 +285,12 @@ def tokenize_corpus(
     done (else :class:`ValueError` naming the missing ones).
     """
     shards = find_shards(config.inputs)
-    tokenizer = load_tokenizer(config.tokenizer, config.model_vocab_size)
+    tokenizer = load_tokenizer(config.tokenizer)
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    if config.model_vocab_size is not None:
+        check_vocabulary(
+            Path(config.tokenizer), vocab, config.model_vocab_size, config.tensor_parallel
+        )
     dtype = token_dtype(vocab)
     eod = eod_id_of(config.tokenizer)
     tokenizer_hash = sha256_file(Path(config.tokenizer) / "tokenizer.json")
@@ -197,17 +311,14 @@ def tokenize_corpus(
             "(`bloomkit slurm resubmit RUN --failed`) or tokenize without --merge"
         )
     log.info("tokenizing %d shard(s), %d already done", len(todo), len(shards) - len(todo))
-    init_args = (str(config.tokenizer), eod, config.group_by, np.dtype(dtype).name)
+    _STATE.update(tokenizer=tokenizer, eod=eod, key=config.group_by, dtype=np.dtype(dtype).name)
     if todo and config.workers > 1:
-        with multiprocessing.get_context("fork").Pool(
-            config.workers, _init_worker, init_args
-        ) as pool:
+        with multiprocessing.get_context("fork").Pool(config.workers, _init_worker) as pool:
             for shard, part in progress(todo, "tokenize shards"):
                 _write_shard(
                     shard, part, pool.imap(_encode_chunk, _chunks(shard, config.batch_docs)), dtype
                 )
     else:
-        _init_worker(*init_args)
         for shard, part in progress(todo, "tokenize shards"):
             _write_shard(shard, part, map(_encode_chunk, _chunks(shard, config.batch_docs)), dtype)
     encode_seconds = time.perf_counter() - start
@@ -219,12 +330,22 @@ def tokenize_corpus(
             "encoded": len(todo),
             "encode_seconds": round(encode_seconds, 3),
         }
+    vocab_info = {
+        "tokenizer": str(Path(config.tokenizer).resolve()),
+        "tokenizer_sha256": tokenizer_hash,
+        "vocab_size": vocab,
+        "padded_vocab_size": padded_vocab_size(vocab, config.tensor_parallel),
+        "tensor_parallel": config.tensor_parallel,
+        "dtype": np.dtype(dtype).name,
+        "eod_id": eod,
+    }
+    _recheck_merged(run, dtype)
     summary = run.run_step(
         "merge",
-        lambda: merge_partials(partials, run, dtype, config.alpha),
+        lambda: merge_partials(partials, run, dtype, config.alpha, vocab_info),
         inputs=[p / DONE for p in partials],
-        params={"alpha": config.alpha, "dtype": np.dtype(dtype).name},
-        outputs=["datasets", "blend.json"],
+        params={"alpha": config.alpha, **vocab_info},
+        outputs=["datasets", VOCAB_FILE, "blend.json"],
     )
     documents = sum(row["documents"] for row in summary["datasets"].values())
     return {
@@ -238,23 +359,36 @@ def tokenize_corpus(
     }
 
 
+def _recheck_merged(run: RunDir, dtype: Any) -> None:
+    """Forget a finished merge whose datasets no longer pass :func:`check_index`, so it reruns."""
+    done = run.manifest["steps"].get("merge", {}).get("summary", {}).get("datasets", {})
+    for row in done.values():
+        try:
+            check_index(run / "datasets" / row["name"], dtype)
+        except (ValueError, FileNotFoundError) as err:
+            log.warning("%s; merging the partial datasets again", err)
+            del run.manifest["steps"]["merge"]
+            return
+
+
 def _merge_key(target: Path, parts: list[Path], dtype: Any) -> None:
     """Concatenate the partial datasets ``parts`` (prefixes) into ``target.{bin,idx}``."""
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
-
-    builder = IndexedDatasetBuilder(f"{target}.bin", dtype=dtype)
+    builder = megatron_indexed().IndexedDatasetBuilder(f"{target}.bin", dtype=dtype)
     for prefix in parts:
         try:
-            builder.add_index(str(prefix))
-        except Exception as err:  # megatron-core asserts on a bad header or dtype
+            check_index(prefix, dtype)
+        except (ValueError, FileNotFoundError) as err:
             raise ValueError(
-                f"{prefix}.idx: corrupt partial dataset ({err!r}); delete {prefix.parent} "
-                "and rerun to re-tokenize that shard"
+                f"corrupt partial dataset: {err}; delete {prefix.parent} and rerun to "
+                "re-tokenize that shard"
             ) from None
+        builder.add_index(str(prefix))
     builder.finalize(f"{target}.idx")
 
 
-def merge_partials(partials: list[Path], run: RunDir, dtype: Any, alpha: float) -> dict[str, Any]:
+def merge_partials(
+    partials: list[Path], run: RunDir, dtype: Any, alpha: float, vocab_info: dict[str, Any]
+) -> dict[str, Any]:
     """Concatenate every key's per-shard partials in shard order; write datasets and blend."""
     totals: dict[str, dict[str, Any]] = {}
     sources: dict[str, list[Path]] = {}
@@ -278,6 +412,7 @@ def merge_partials(partials: list[Path], run: RunDir, dtype: Any, alpha: float) 
         gc.unfreeze()
     weights = alpha_weights({k: v["tokens"] for k, v in totals.items()}, alpha)
     blend = {str(out / totals[k]["name"]): weights[k] for k in sorted(totals)}
+    atomic_write_json(run / VOCAB_FILE, vocab_info)
     atomic_write_json(run / "blend.json", blend)
     for key, row in totals.items():
         row["weight"] = weights[key]

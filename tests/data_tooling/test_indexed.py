@@ -11,9 +11,14 @@ import numpy as np
 import pytest
 
 from bloomkit.data_tooling import indexed
-from bloomkit.data_tooling.indexed import TokenizeConfig, token_dtype, tokenize_corpus
+from bloomkit.data_tooling.indexed import (
+    TokenizeConfig,
+    check_index,
+    token_dtype,
+    tokenize_corpus,
+)
 from bloomkit.data_tooling.tokenizer.train import TokenizerTrainConfig, train_tokenizer
-from bloomkit.rundir import RunDir
+from bloomkit.rundir import RunDir, sha256_file
 
 from .test_tokenizer import invoke, write_corpus, write_shard
 
@@ -180,8 +185,12 @@ def test_bad_inputs_name_the_file(setup, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nope: not a tokenizer folder"):
         tokenize_corpus(TokenizeConfig(inputs=[root / "shards"], tokenizer=tmp_path / "nope"),
                         RunDir(tmp_path / "r1", "t"))  # fmt: skip
-    with pytest.raises(ValueError, match="tokenizer has 1000 tokens, model vocabulary 512"):
-        tokenize_corpus(_config(root, model_vocab_size=512), RunDir(tmp_path / "r2", "t"))
+    for model_vocab in (512, 2048):  # too small for the ids, or built for another tokenizer
+        message = r"tokenizer\.json: 1000 tokens pad to 1024 at tensor_parallel=1, but "
+        with pytest.raises(ValueError, match=rf"{message}model_vocab_size is {model_vocab}:"):
+            tokenize_corpus(
+                _config(root, model_vocab_size=model_vocab), RunDir(tmp_path / "r2", "t")
+            )
     empty = tmp_path / "yo.jsonl.zst"
     write_shard(empty, [])
     with pytest.raises(ValueError, match=r"yo\.jsonl\.zst: empty shard"):
@@ -191,12 +200,112 @@ def test_bad_inputs_name_the_file(setup, tmp_path: Path) -> None:
     assert not (tmp_path / "r3" / "datasets").exists()  # nothing half-written
     assert not (tmp_path / "r3" / "blend.json").exists()
     run = tmp_path / "r4"
-    tokenize_corpus(_config(root, workers=1), RunDir(run, "t"))
+    config = _config(root, workers=1, model_vocab_size=2048, tensor_parallel=16)
+    tokenize_corpus(config, RunDir(run, "t"))
+    assert json.loads((run / "vocab.json").read_text()) == {
+        "tokenizer": str((root / "tok" / "tokenizer").resolve()), "vocab_size": 1000,
+        "padded_vocab_size": 2048, "tensor_parallel": 16, "dtype": "uint16", "eod_id": 2,
+        "tokenizer_sha256": sha256_file(root / "tok" / "tokenizer" / "tokenizer.json"),
+    }  # fmt: skip
     idx = next((run / "partial").glob("*/en.idx"))
     idx.write_bytes(b"garbage")
     (run / "manifest.json").unlink()
-    with pytest.raises(ValueError, match=r"en\.idx: corrupt partial dataset"):
-        tokenize_corpus(_config(root, workers=1), RunDir(run, "t"))
+    (run / "blend.json").unlink()
+    before = sorted((run / "datasets").iterdir())
+    with pytest.raises(ValueError, match=r"corrupt partial dataset: .*en\.idx: not a megatron"):
+        tokenize_corpus(config, RunDir(run, "t"))
+    assert sorted((run / "datasets").iterdir()) == before  # the old datasets left as they were
+    assert not (run / "blend.json").exists()
+    assert not [p.name for p in run.iterdir() if ".tmp-" in p.name]  # no half-written merge
+
+
+def test_corrupt_merged_dataset_is_named_and_merged_again(setup, tmp_path: Path) -> None:
+    root, records = setup
+    run = tmp_path / "run"
+    tokenize_corpus(_config(root, workers=1), RunDir(run, "t"))
+    good = _outputs(run)
+    en = run / "datasets" / "en"
+    docs = sum(r["language"] == "en" for r in records)
+    assert check_index(en, np.uint16) == (docs, docs)  # one sequence per document
+    with pytest.raises(ValueError, match=r"en\.idx: tokens are uint16, expected int32"):
+        check_index(en, np.int32)
+    idx, data = en.with_suffix(".idx"), en.with_suffix(".bin")
+    idx.write_bytes(idx.read_bytes()[:-8])  # a partly written index
+    header = rf"its header \({docs} sequences, {docs} documents\)"
+    with pytest.raises(ValueError, match=rf"en\.idx: \d+ bytes, {header} needs \d+: truncated"):
+        check_index(en)
+    summary = tokenize_corpus(_config(root, workers=1), RunDir(run, "t"))
+    assert summary["shards_skipped"] == 3 and _outputs(run) == good  # merged again, same bytes
+    data.write_bytes(data.read_bytes()[:-2])  # one token short
+    with pytest.raises(ValueError, match=r"en\.bin: \d+ bytes, en\.idx indexes \d+ uint16"):
+        check_index(en)
+    tokenize_corpus(_config(root, workers=1), RunDir(run, "t"))
+    assert _outputs(run) == good
+    idx.unlink()
+    with pytest.raises(FileNotFoundError, match=r"en\.idx: dataset file missing"):
+        check_index(en)
+    tokenize_corpus(_config(root, workers=1), RunDir(run, "t"))
+    assert _outputs(run) == good
+
+
+def test_group_by_source_with_flattened_weights(setup, tmp_path: Path) -> None:
+    """One dataset per ``source``, documents in input order; weights ``∝ tokens^alpha``."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+    from tokenizers import Tokenizer
+
+    root, records = setup
+    sources = ("web", "web", "web", "books", "books", "wiki")  # shares 1/2, 1/3, 1/6
+    shard = tmp_path / "mixed.jsonl"
+    rows = [r | {"source": sources[i % 6]} for i, r in enumerate(records)]
+    shard.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = _config(root, inputs=[shard], group_by="source", alpha=0.3, batch_docs=64)
+    summary = tokenize_corpus(config, RunDir(tmp_path / "run", "t"))
+    tok = Tokenizer.from_file(str(root / "tok" / "tokenizer" / "tokenizer.json"))
+    assert sorted(summary["datasets"]) == ["books", "web", "wiki"]
+    blend = json.loads((tmp_path / "run" / "blend.json").read_text())
+    tokens = {key: row["tokens"] for key, row in summary["datasets"].items()}
+    scale = sum(n**0.3 for n in tokens.values())
+    for source, n in tokens.items():
+        texts = [r["text"] for r in rows if r["source"] == source]
+        data = IndexedDataset(str(tmp_path / "run" / "datasets" / source))
+        assert [data[i].tolist() for i in range(len(data))] == [
+            [*tok.encode(text).ids, 2] for text in texts
+        ]
+        assert n == sum(len(tok.encode(text).ids) + 1 for text in texts)
+        assert blend[str(tmp_path / "run" / "datasets" / source)] == pytest.approx(n**0.3 / scale)
+    share = tokens["wiki"] / sum(tokens.values())
+    assert share < blend[str(tmp_path / "run" / "datasets" / "wiki")] < 1 / 3  # towards uniform
+
+
+def test_builder_loads_without_all_of_megatron_core(tmp_path: Path) -> None:
+    """megatron-core's own builder module, loaded without ``megatron/core/__init__.py``, writes
+    a dataset; a later full ``import megatron.core`` works, shares that module, reads it."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from bloomkit.data_tooling.indexed import megatron_indexed
+module = megatron_indexed()
+assert module.__name__ == "megatron.core.datasets.indexed_dataset", module.__name__
+assert "megatron.core" not in sys.modules and "megatron.core.parallel_state" not in sys.modules
+import numpy as np
+builder = module.IndexedDatasetBuilder("d.bin", dtype=np.uint16)
+builder.add_document(np.array([5, 6, 2]), [3])
+builder.finalize("d.idx")
+import megatron.core
+from megatron.core.datasets.gpt_dataset import GPTDataset
+from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
+assert IndexedDatasetBuilder is module.IndexedDatasetBuilder
+data = IndexedDataset("d")  # kept: its tokens are views of its memory map
+assert data[0].tolist() == [5, 6, 2]
+assert megatron.core.parallel_state.get_tensor_model_parallel_world_size
+print(module.__file__)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("megatron/core/datasets/indexed_dataset.py")
 
 
 def test_cli_reports_bad_input_by_name(setup, tmp_path: Path) -> None:
