@@ -33,8 +33,8 @@ def run_command(
 
     cfg = config_or_exit(PretrainConfig, config, overrides)
     try:
-        cfg.data.check_files()
-    except FileNotFoundError as err:
+        cfg.data.check_files(cfg.model.vocab_size)
+    except (OSError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     try:

@@ -30,6 +30,7 @@ import torch
 from pydantic import Field, model_validator
 
 from bloomkit.config import Section
+from bloomkit.data_tooling.indexed import VOCAB_FILE, check_index
 
 
 class DataConfig(Section):
@@ -85,21 +86,53 @@ class DataConfig(Section):
             raise ValueError(f"{self.blend_file}: {bad[0]}: expected a weight > 0")
         return {str(k): float(w) for k, w in blend.items()}
 
-    def check_files(self) -> None:
-        """Refuse a blend whose ``.bin``/``.idx`` files are missing, naming them."""
+    def check_files(self, model_vocab_size: int | None = None) -> None:
+        """Refuse a blend whose ``.bin``/``.idx`` files are missing or damaged, naming them,
+        or (given the model's ``vocab_size``) written by a tokenizer the model cannot take."""
+        blend = self.resolved_blend()
         missing = [
             f"{prefix}{ext}"
-            for prefix in self.resolved_blend()
+            for prefix in blend
             for ext in (".bin", ".idx")
             if not Path(f"{prefix}{ext}").is_file()
         ]
         if missing:
             raise FileNotFoundError(f"data.blend: missing dataset files: {', '.join(missing)}")
+        record = self._tokenizer_record()
+        for prefix in blend:
+            try:
+                check_index(prefix, np.dtype(record["dtype"]) if record else None)
+            except ValueError as err:
+                raise ValueError(f"data.blend: {err}") from None
+        if record and model_vocab_size is not None:
+            self._check_tokenizer(record, model_vocab_size)
         if self.sft is not None and not (self.sft / "train" / "tokens.npy").is_file():
             raise FileNotFoundError(
                 f"data.sft: no packed rows in {self.sft}/train/; prepare them with "
                 "`bloomkit finetune sft`"
             )
+
+    def _tokenizer_record(self) -> dict | None:
+        """The ``vocab.json`` that ``bloomkit data tokenize`` writes beside ``blend_file``."""
+        path = self.blend_file.parent / VOCAB_FILE if self.blend_file else None
+        if path is None or not path.is_file():
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def _check_tokenizer(self, record: dict, model_vocab_size: int) -> None:
+        where = self.blend_file.parent / VOCAB_FILE
+        problems = []
+        if record["vocab_size"] > model_vocab_size:
+            problems.append(
+                f"the tokenizer ({record['tokenizer']}) has {record['vocab_size']} tokens, more "
+                f"than model.vocab_size {model_vocab_size}"
+            )
+        if record["eod_id"] != self.eod_id:
+            problems.append(
+                f"the data ends documents with id {record['eod_id']}, data.eod_id is {self.eod_id}"
+            )
+        if problems:
+            raise ValueError(f"{where}: {'; '.join(problems)}")
 
 
 @dataclass

@@ -43,7 +43,7 @@ def prepare_data(config: PretrainConfig, out: Path, *, write: bool = True) -> No
     The byte dataset is written under a temporary prefix and renamed (``.bin`` then ``.idx``),
     so a rank that does not ``write`` (torchrun ranks other than 0) waits for the ``.idx``.
     """
-    config.data.check_files()
+    config.data.check_files(config.model.vocab_size)
     if config.data.byte_corpus is None:
         return
     prefix = out / "data" / "bytes"

@@ -27,6 +27,35 @@ def test_blend_file_is_read_and_checked(token_prefix, tmp_path):
         data.resolved_blend()
 
 
+def test_damaged_dataset_and_another_tokenizer_are_refused(token_prefix, tmp_path):
+    import shutil
+
+    for ext in (".bin", ".idx"):
+        shutil.copy(f"{token_prefix}{ext}", tmp_path / f"tokens{ext}")
+    (tmp_path / "blend.json").write_text(json.dumps({str(tmp_path / "tokens"): 1.0}))
+    record = {"tokenizer": "/tok", "vocab_size": 250, "dtype": "uint16", "eod_id": 0}
+    (tmp_path / "vocab.json").write_text(json.dumps(record))
+    data = DataConfig(blend_file=tmp_path / "blend.json")
+    data.check_files(model_vocab_size=256)  # as `bloomkit data tokenize` wrote it: accepted
+
+    (tmp_path / "vocab.json").write_text(json.dumps(record | {"vocab_size": 300, "eod_id": 2}))
+    with pytest.raises(
+        ValueError,
+        match=r"vocab\.json: the tokenizer \(/tok\) has 300 tokens, "
+        r"more than model\.vocab_size 256; .* id 2, data\.eod_id is 0",
+    ):
+        data.check_files(model_vocab_size=256)
+    (tmp_path / "vocab.json").write_text(json.dumps(record | {"dtype": "int32"}))
+    with pytest.raises(ValueError, match=r"data\.blend: .*tokens\.idx"):
+        data.check_files(model_vocab_size=256)
+
+    (tmp_path / "vocab.json").write_text(json.dumps(record))
+    data_file = tmp_path / "tokens.bin"
+    data_file.write_bytes(data_file.read_bytes()[:-2])  # a truncated copy
+    with pytest.raises(ValueError, match=r"data\.blend: .*tokens\.bin"):
+        data.check_files(model_vocab_size=256)
+
+
 def test_exactly_one_source(token_prefix, tmp_path):
     with pytest.raises(ValidationError, match="exactly one of"):
         DataConfig(blend={str(token_prefix): 1.0}, blend_file=tmp_path / "blend.json")
