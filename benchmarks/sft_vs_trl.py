@@ -6,14 +6,17 @@ positions, steps, batch, LR schedule and CPU threads, in one process:
 
 - bloomkit full SFT (``finetune_sft``: the megatron-core trainer, packed rows, block mask);
 - bloomkit LoRA (``finetune_lora``: peft, the same packed rows);
-- TRL ``SFTTrainer``, full and with the same LoRA adapters: ``packing=True`` (best-fit
-  decreasing, padding-free) and completion-only loss on prompt/completion rows.
+- TRL ``SFTTrainer``, full and with the same LoRA adapters, completion-only loss on
+  prompt/completion rows, three ways (:data:`TRL_PACKING`): ``bfd`` packing (TRL's default:
+  best-fit decreasing, padding-free, one flattened sequence per batch), ``wrapped`` packing
+  (rows of 256 positions, examples cut at row ends) and no packing (each example padded to the
+  longest in its batch).
 
 tokens/s = non-padding tokens trained on / seconds of all training steps. Eval loss = mean
 response-token loss of the held-out examples, each scored alone, by one function for all.
 Writes ``benchmarks/results/sft_vs_trl.md``::
 
-    .venv/bin/python benchmarks/sft_vs_trl.py --steps 30 --threads 2
+    .venv/bin/python benchmarks/sft_vs_trl.py --steps 40 --threads 2
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "sft_vs_trl.md"
 SEQ, BATCH, R, ALPHA = 256, 8, 8, 32
 LR = {"full": 1e-2, "lora": 5e-2}
+TRL_PACKING: dict[str, dict[str, Any]] = {
+    "bfd": {"packing": True, "packing_strategy": "bfd"},
+    "wrapped": {"packing": True, "packing_strategy": "wrapped"},
+    "unpacked": {"packing": False},
+}
+"""TRL ``SFTConfig`` packing settings compared (names as in the results table)."""
 
 
 def _conftest() -> Any:
@@ -157,7 +166,9 @@ def trl_rows(train: Path, tokenizer_dir: Path) -> list[dict[str, str]]:
     return rows
 
 
-def run_trl(model: Path, train: Path, steps: int, work: Path, lora: bool) -> dict[str, Any]:
+def run_trl(
+    model: Path, train: Path, steps: int, work: Path, lora: bool, packing: str
+) -> dict[str, Any]:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoTokenizer, BloomForCausalLM
@@ -166,8 +177,8 @@ def run_trl(model: Path, train: Path, steps: int, work: Path, lora: bool) -> dic
     from bloomkit.finetuning.lora import BLOOM_LINEAR
 
     args = SFTConfig(
-        output_dir=str(work / f"trl-{'lora' if lora else 'full'}"), max_steps=steps,
-        per_device_train_batch_size=BATCH, max_length=SEQ, packing=True,
+        output_dir=str(work / f"trl-{packing}-{'lora' if lora else 'full'}"), max_steps=steps,
+        per_device_train_batch_size=BATCH, max_length=SEQ, **TRL_PACKING[packing],
         completion_only_loss=True, learning_rate=LR["lora" if lora else "full"],
         lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr_rate": 0.1},
         warmup_steps=2, weight_decay=0.0, adam_beta2=0.95, max_grad_norm=1.0, use_cpu=True,
@@ -188,11 +199,61 @@ def run_trl(model: Path, train: Path, steps: int, work: Path, lora: bool) -> dic
     return {"tokens": trainer.state.num_input_tokens_seen, "seconds": seconds, "model": net}
 
 
+def report(
+    results: dict[str, dict[str, Any]], opts: argparse.Namespace, scored: int, start_loss: float
+) -> list[str]:
+    """The results file's tables and notes (all but the machine and the command)."""
+    lines = [
+        "# bloomkit full SFT and LoRA vs TRL SFTTrainer",
+        "",
+        f"Tiny random BLOOM (2 layers, hidden 64, vocab 512), {opts.steps} steps × {BATCH} rows "
+        f"× {SEQ} positions, loss on responses only; Alpaca seed tasks, every 10th held out "
+        f"({scored} examples scored); {opts.threads} CPU threads.",
+        "",
+        "| run | tokens | train s | tokens/s | eval loss |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        cells = [f"{r['tokens']:,.0f}", f"{r['seconds']:.2f}", f"{r['tokens_per_s']:,.0f}",
+                 f"{r['loss']:.4f}"]  # fmt: skip
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    lines += ["", "bloomkit against each TRL setting (same model, data, steps, LR):", "",
+              "| bloomkit | TRL | tokens/s ÷ TRL | loss bloomkit | loss TRL | loss − TRL |",
+              "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    for ours, kind in (("bloomkit SFT (full)", "full"), ("bloomkit LoRA", "LoRA")):
+        r = results[ours]
+        for packing in TRL_PACKING:
+            peer = results[f"TRL {packing} ({kind})"]
+            lines.append(
+                f"| {ours} | {packing} | **{r['tokens_per_s'] / peer['tokens_per_s']:.2f}×** | "
+                f"{r['loss']:.4f} | {peer['loss']:.4f} | {r['loss'] - peer['loss']:+.4f} |"
+            )
+    return [
+        *lines,
+        "",
+        f"- eval loss of the untuned model: {start_loss:.4f} (ln 512 = 6.238); LoRA on this "
+        "random base cannot go far below it: the frozen tied embeddings (std 0.02) keep every "
+        "logit small.",
+        "- tokens: non-padding tokens trained on (bloomkit: the packed rows' fill × positions; "
+        "TRL: `num_input_tokens_seen`, non-padding); seconds: all training steps, the first "
+        "included; same LR (full 1e-2, LoRA 5e-2), warmup 2, cosine to 10%, β2 0.95, clip 1.0.",
+        "- what each one computes: bloomkit packs whole examples into rows of 256 and blocks "
+        "attention between them (block-diagonal mask). TRL `bfd` is padding-free: a batch is "
+        "flattened into one sequence whose examples are marked only by `position_ids`, which "
+        "BLOOM (ALiBi, eager attention) ignores, so examples attend to the ones before them and "
+        "eager attention spans the whole flattened batch (quadratic in batch × length). TRL "
+        "`wrapped` makes rows of 256 like bloomkit's but cuts examples at row ends and lets "
+        "the examples of a row attend to each other; the closest to bloomkit in cost, not in "
+        "what is learnt. Unpacked TRL pads each batch to its longest example: nothing is "
+        "shared, but the padding is computed too (not counted in tokens).",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     seeds = REPO.parent / "shared/data/finetune/alpaca_seed_tasks.jsonl"
     parser.add_argument("--seeds", type=Path, default=seeds)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     opts = parser.parse_args()
     import trl
@@ -214,45 +275,18 @@ def main() -> None:
         result = run(model, train, opts.steps, work)
         result["loss"] = eval_loss(BloomForCausalLM.from_pretrained(result.pop("hf")), rows)
         results[name] = result
-    for name, lora in (("TRL SFTTrainer (full)", False), ("TRL SFTTrainer + LoRA", True)):
-        result = run_trl(model, train, opts.steps, work, lora)
-        result["loss"] = eval_loss(result.pop("model").eval(), rows)
-        results[name] = result
+    for kind, lora in (("full", False), ("LoRA", True)):
+        for packing in TRL_PACKING:
+            result = run_trl(model, train, opts.steps, work, lora, packing)
+            result["loss"] = eval_loss(result.pop("model").eval(), rows)
+            results[f"TRL {packing} ({kind})"] = result
     for result in results.values():
         result["tokens_per_s"] = result["tokens"] / result["seconds"]
-    pairs = {"bloomkit SFT (full)": "TRL SFTTrainer (full)",
-             "bloomkit LoRA": "TRL SFTTrainer + LoRA"}  # fmt: skip
     command = shlex.join([sys.executable, *sys.argv]).replace(str(REPO) + "/", "")
-    lines = [
-        "# bloomkit full SFT and LoRA vs TRL SFTTrainer",
-        "",
-        f"Tiny random BLOOM (2 layers, hidden 64, vocab 512), {opts.steps} steps × {BATCH} rows "
-        f"× {SEQ} positions, packed, loss on responses only; Alpaca seed tasks, every 10th "
-        f"held out ({held_out['kept']} examples scored); {opts.threads} CPU threads.",
-        "",
-        "| run | tokens | train s | tokens/s | eval loss | tokens/s ÷ TRL | loss − TRL |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, r in results.items():
-        peer = results.get(pairs.get(name, ""))
-        ratio = f"**{r['tokens_per_s'] / peer['tokens_per_s']:.2f}×**" if peer else ""
-        delta = f"{r['loss'] - peer['loss']:+.4f}" if peer else ""
-        cells = [f"{r['tokens']:,.0f}", f"{r['seconds']:.2f}", f"{r['tokens_per_s']:,.0f}",
-                 f"{r['loss']:.4f}", ratio, delta]  # fmt: skip
-        lines.append(f"| {name} | {' | '.join(cells)} |")
+    lines = report(results, opts, held_out["kept"], start_loss)
     lines += [
-        "",
-        f"- eval loss of the untuned model: {start_loss:.4f} (ln 512 = 6.238)",
-        "- tokens: non-padding tokens trained on (bloomkit: the packed rows' fill × positions; "
-        "TRL: `num_input_tokens_seen`, non-padding); seconds: all training steps, the first "
-        "included; same LR (full 1e-2, LoRA 5e-2), warmup 2, cosine to 10%, β2 0.95, clip 1.0.",
-        "- attention: bloomkit blocks attention between packed examples (block-diagonal mask). "
-        "TRL's `bfd` packing is padding-free: it flattens a batch into one sequence and marks "
-        "examples only by `position_ids`, which BLOOM (ALiBi, eager attention) ignores, so in "
-        "TRL's runs examples attend to the ones packed before them, and each step's eager "
-        "attention spans the whole flattened batch (batch × length squared, not batch × "
-        "length²): most of TRL's time here.",
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs "
+        f"while this ran: absolute tokens/s are low and noisy, the ratios less so), Python "
         f"{platform.python_version()}, torch {torch.__version__}, trl {trl.__version__}",
         "",
         "Reproduce:",

@@ -27,6 +27,7 @@ def sft_command(
     """Full instruction tuning on the pretraining trainer (any TP × PP × DP), from a HF model or
     a bloomkit checkpoint; exports the tuned model as a HF folder."""
     from bloomkit.finetuning.sft import SFTConfig, finetune_sft
+    from bloomkit.finetuning.sft_data import report_rows
 
     cfg = config_or_exit(SFTConfig, config, overrides)
     try:
@@ -36,6 +37,7 @@ def sft_command(
         raise typer.Exit(2) from None
     skip = ("losses", "data", "generation")
     rows = [{"metric": k, "value": v} for k, v in summary.items() if k not in skip]
+    rows += report_rows(summary["data"]) if "data" in summary else []
     summary_table(f"bloomkit finetune sft — {run_dir}", rows)
     if "generation" in summary:
         sample = summary["generation"]

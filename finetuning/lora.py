@@ -14,7 +14,9 @@ ALiBi by key position (:func:`packed_alibi`), so each example sees only itself. 
     RUN/adapter/        the trained adapter (``PeftModel.from_pretrained(base, RUN/adapter)``)
     RUN/hf/             adapters merged into the weights: a plain BloomForCausalLM folder with
                         the tokenizer, a model card and LICENSE-RAIL (no ``peft`` needed)
-    RUN/summary.json    losses, held-out loss before/after, tokens/s, parameter counts
+    RUN/summary.json    losses, held-out loss before/after (and every ``eval_interval``
+                        steps), tokens/s, parameter counts, ``stopped``: why it stopped early
+                        (``early_stopping``, :mod:`bloomkit.pretraining.early_stopping`)
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from bloomkit.finetuning.sft import (
 )
 from bloomkit.finetuning.sft_data import HFTokenizer, Tokenizer, prepare_sft_data
 from bloomkit.pretraining.data import PackedDataset
+from bloomkit.pretraining.early_stopping import EarlyStopping, EarlyStoppingConfig
 from bloomkit.pretraining.optim import OptimConfig, learning_rate, param_groups
 from bloomkit.rundir import RunDir, atomic_path, atomic_write_json
 
@@ -69,6 +72,12 @@ class LoRAConfig(Section):
     batch_size: Annotated[int, Field(ge=1)] = 8
     """Packed rows per step (tokens/step = this × seq_length)."""
     log_interval: Annotated[int, Field(ge=1)] = 10
+    eval_interval: Annotated[int, Field(ge=1)] | None = None
+    """Also score the held-out split every this many steps (``null``: before and after
+    training only)."""
+    early_stopping: EarlyStoppingConfig | None = None
+    """Stop when the held-out loss stops falling (needs ``eval_interval``); the adapters
+    trained so far are saved, merged and exported as after the last step."""
     seed: int = 1234
     """Seeds the adapters' init, dropout and the order of the rows."""
 
@@ -78,6 +87,14 @@ class LoRAConfig(Section):
             raise ValueError(
                 "optim.warmup_samples/decay_samples: LoRA schedules the LR in steps; "
                 "use optim.warmup_steps and optim.decay_steps"
+            )
+        if self.early_stopping is not None and not (
+            self.eval_interval and self.data.valid_fraction
+        ):
+            raise ValueError(
+                "early_stopping acts on the held-out loss: set eval_interval (now "
+                f"{self.eval_interval}) and data.valid_fraction > 0 (now "
+                f"{self.data.valid_fraction})"
             )
         return self
 
@@ -177,8 +194,9 @@ def lora_model(config: LoRAConfig) -> Any:
     return get_peft_model(net, adapters)
 
 
-def train(model: Any, config: LoRAConfig, folder: Path) -> dict[str, Any]:
-    """Adapters trained on the packed rows in ``folder``; losses and throughput."""
+def train(model: Any, config: LoRAConfig, folder: Path, valid: Path | None) -> dict[str, Any]:
+    """Adapters trained on the packed rows in ``folder``; losses and throughput, and the
+    held-out loss on ``valid`` every ``eval_interval`` steps (time not counted)."""
     data = PackedDataset(folder, config.seq_length, seed=config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -186,7 +204,11 @@ def train(model: Any, config: LoRAConfig, folder: Path) -> dict[str, Any]:
         betas=(config.optim.beta1, config.optim.beta2), eps=config.optim.eps,
     )  # fmt: skip
     batches = _batches(data, config.batch_size)
-    losses, tokens, start = [], 0, time.perf_counter()
+    early = EarlyStopping(config.early_stopping) if config.early_stopping else None
+    losses, tokens, eval_s = [], 0, 0.0
+    evals: list[dict[str, float]] = []
+    stopped: str | None = None
+    start = time.perf_counter()
     model.train()
     for step in range(config.steps):
         batch = next(batches)
@@ -205,11 +227,22 @@ def train(model: Any, config: LoRAConfig, folder: Path) -> dict[str, Any]:
             raise FloatingPointError(f"step {step + 1}: loss is {losses[-1]}; lower optim.lr")
         if (step + 1) % config.log_interval == 0 or step + 1 == config.steps:
             log.info("LoRA step %d/%d loss %.4f", step + 1, config.steps, losses[-1])
-    seconds = time.perf_counter() - start
+        done = step + 1
+        if valid and config.eval_interval and done % config.eval_interval == 0:
+            eval_start = time.perf_counter()
+            score = held_out_loss(model, valid, config.seq_length)
+            model.train()
+            eval_s += time.perf_counter() - eval_start
+            evals.append({"step": done, "valid_loss": score})
+            log.info("LoRA step %d held-out loss %.4f", done, score)
+            if early and done < config.steps and (stopped := early.check(done, score)):
+                log.warning("LoRA stops after step %d (%s)", done, stopped)
+                break
+    seconds = time.perf_counter() - start - eval_s
     return {
-        "steps": config.steps, "losses": losses, "first_loss": losses[0],
+        "steps": len(losses), "losses": losses, "first_loss": losses[0],
         "final_loss": losses[-1], "train_seconds": seconds, "tokens": tokens,
-        "tokens_per_s": tokens / seconds,
+        "tokens_per_s": tokens / seconds, "valid_losses": evals, "stopped": stopped,
     }  # fmt: skip
 
 
@@ -230,7 +263,7 @@ def model_card(config: LoRAConfig, summary: dict[str, Any], languages: list[str]
                      f"{', '.join(config.target_modules)} (merged)"),
         ("parameters", f"{summary['trainable_parameters']:,} trained (adapters), "
                        f"{summary['parameters']:,} frozen (base)"),
-        ("steps × rows × positions", f"{config.steps} × {config.batch_size} × "
+        ("steps × rows × positions", f"{summary['steps']} × {config.batch_size} × "
                                      f"{config.seq_length}"),
         ("data", sources), ("held-out response loss", held_out),
     ]  # fmt: skip
@@ -287,7 +320,7 @@ def finetune_lora(config: LoRAConfig, run: RunDir) -> dict[str, Any]:
     before = held_out_loss(model, valid, config.seq_length) if valid else None
     summary: dict[str, Any] = {
         "init_from": config.init_from,
-        **train(model, config, out / "sft" / "train"),
+        **train(model, config, out / "sft" / "train", valid),
     }
     after = held_out_loss(model, valid, config.seq_length) if valid else None
     model.save_pretrained(out / "adapter")

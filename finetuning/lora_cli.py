@@ -19,6 +19,7 @@ def lora_command(
     """LoRA instruction tuning on one GPU or CPU with peft (BLOOM's fused QKV and MLP); merges
     the adapters and exports a plain HF folder with model card and LICENSE-RAIL."""
     from bloomkit.finetuning.lora import LoRAConfig, finetune_lora
+    from bloomkit.finetuning.sft_data import report_rows
 
     cfg = config_or_exit(LoRAConfig, config, overrides)
     try:
@@ -26,8 +27,9 @@ def lora_command(
     except (FileNotFoundError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    skip = ("losses", "data", "generation")
+    skip = ("losses", "valid_losses", "data", "generation")
     rows = [{"metric": k, "value": v} for k, v in summary.items() if k not in skip]
+    rows += report_rows(summary["data"])
     summary_table(f"bloomkit finetune lora — {run_dir}", rows)
     sample = summary["generation"]
     typer.echo(f"sample generation:\n{sample['prompt']}{sample['response']}")

@@ -41,7 +41,7 @@ from bloomkit.pretraining.model.config import BloomModelConfig
 from bloomkit.pretraining.optim import OptimConfig
 from bloomkit.pretraining.parallel import ParallelConfig
 from bloomkit.pretraining.train import PretrainConfig, TrainConfig
-from bloomkit.rundir import RunDir
+from bloomkit.rundir import RunDir, atomic_write_json
 
 
 class SFTSource(Section):
@@ -240,11 +240,13 @@ def finetune_sft(config: SFTConfig, run: RunDir) -> dict[str, Any]:
     summary["init_from"] = config.init_from
     summary["data"] = {k: v for k, v in report.items() if k != "problems"}
     summary["loss_tokens_per_step"] = _loss_tokens_per_step(report, config.train)
-    if config.export_hf and summary["checkpoint"] and not summary["stopped"]:
+    if (
+        config.export_hf
+        and summary["checkpoint"]
+        and summary.get("finished", not summary["stopped"])
+    ):
         summary.update(_export(config, Path(summary["checkpoint"]), out, tokenizer, report))
-    (out / "summary.json").write_text(
-        json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    atomic_write_json(out / "summary.json", summary)
     return summary
 
 

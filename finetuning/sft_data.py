@@ -271,3 +271,19 @@ def prepare_sft_data(
         report["train"]["rows"], 100 * report["train"]["fill"],
     )  # fmt: skip
     return report
+
+
+def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """A data report's counts as summary-table rows: examples kept, truncated and dropped
+    (in all and per reason)."""
+    dropped = {k: v for k, v in report.items() if k.startswith("dropped_")}
+    rows = [
+        {"metric": "examples kept", "value": report["kept"]},
+        {"metric": "examples truncated", "value": report["truncated"]},
+        {"metric": "examples dropped", "value": sum(dropped.values())},
+    ]
+    rows += [
+        {"metric": f"examples dropped: {k.removeprefix('dropped_')}", "value": v}
+        for k, v in dropped.items()
+    ]
+    return rows

@@ -115,11 +115,13 @@ def forward_signals(names: list[str]) -> Iterator[None]:
 
 
 def finished_summary(config: PretrainConfig, out: Path) -> dict[str, Any] | None:
-    """The summary of a run that already trained ``train.steps`` steps, else None."""
+    """The summary of a run that already trained ``train.steps`` steps or stopped early on its
+    validation loss, else None."""
     marker, summary = out / "finished.json", out / "summary.json"
     if not (marker.is_file() and summary.is_file()):
         return None
-    if json.loads(marker.read_text(encoding="utf-8"))["steps"] < config.train.steps:
+    finished = json.loads(marker.read_text(encoding="utf-8"))
+    if finished["steps"] < config.train.steps and not finished.get("early_stopped"):
         return None
     return json.loads(summary.read_text(encoding="utf-8"))
 

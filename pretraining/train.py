@@ -10,12 +10,12 @@ all-reduces gradients over DP and the tied embedding over the first/last stage
 LR. The global batch may ramp up (:mod:`.rampup`); the LR follows steps or, as in Megatron-LM,
 the samples consumed (:mod:`.optim`). Every step is logged (:mod:`.metrics`: console,
 ``metrics.jsonl``, TensorBoard); the validation loss, overall and per language of the blend
-(:mod:`.validation`), after the last step and every ``eval_interval`` steps.
+(:mod:`.validation`), after the last step and every ``eval_interval`` steps, optionally
+stopping once it stops falling (:mod:`.early_stopping`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -26,7 +26,7 @@ import torch.distributed as dist
 from pydantic import Field, model_validator
 
 from bloomkit.config import Section
-from bloomkit.console import log
+from bloomkit.console import log, progress
 from bloomkit.pretraining.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
 from bloomkit.pretraining.data import (
     DataConfig,
@@ -34,6 +34,7 @@ from bloomkit.pretraining.data import (
     language_valid_datasets,
     micro_batches,
 )
+from bloomkit.pretraining.early_stopping import EarlyStopping, EarlyStoppingConfig
 from bloomkit.pretraining.metrics import MetricsLog, peak_tflops, summarize
 from bloomkit.pretraining.model.config import BloomModelConfig
 from bloomkit.pretraining.optim import OptimConfig, clip_grad_norm_, param_groups, scheduled_lr
@@ -60,6 +61,9 @@ class TrainConfig(Section):
     of a blend (0 = none)."""
     eval_interval: Annotated[int, Field(ge=1)] | None = None
     """Also score validation every this many steps (``null`` = after the last step only)."""
+    early_stopping: EarlyStoppingConfig | None = None
+    """Stop when the validation loss stops falling (:mod:`.early_stopping`; needs
+    ``eval_interval``); the run then saves a checkpoint and ends as finished."""
     tensorboard: bool = True
     """Write the logged values to ``RUN/tensorboard`` (rank 0) besides ``metrics.jsonl``."""
     bf16: bool | None = None
@@ -71,6 +75,15 @@ class TrainConfig(Section):
     """``portable``: every weight from a generator seeded by its global name, so all TP × PP
     layouts start from the same model (``model/init.py``); ``megatron``: megatron-core's own
     per-rank init (less start-up work at scale, but the model then depends on the layout)."""
+
+    @model_validator(mode="after")
+    def _early_stopping_evaluates(self) -> TrainConfig:
+        if self.early_stopping is not None and (not self.eval_interval or not self.eval_batches):
+            raise ValueError(
+                "train.early_stopping acts on the validation loss: set train.eval_interval "
+                f"(now {self.eval_interval}) and train.eval_batches >= 1 (now {self.eval_batches})"
+            )
+        return self
 
 
 class PretrainConfig(Section):
@@ -208,8 +221,8 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
 
     Resumes from the newest intact checkpoint in ``out/checkpoints`` (bit-exact: same losses as
     an uninterrupted run, the batch ramp-up continued), saves every ``checkpoint.interval``
-    steps, at the end, and when :class:`StopGuard` says stop; after the last step writes
-    ``out/finished.json``.
+    steps, at the end, and when :class:`StopGuard` or :class:`EarlyStopping` says stop; after
+    the last step or an early stop writes ``out/finished.json``.
     """
     from megatron.core import parallel_state as ps
 
@@ -250,9 +263,15 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
     metrics = MetricsLog(
         out, start, steps=t.steps, log_interval=t.log_interval, tensorboard=t.tensorboard
     )
+    early = EarlyStopping(t.early_stopping) if t.early_stopping else None
+    ended = early.replay(metrics.rows) if early and start < t.steps else None
+    if early and valid_data is None:
+        raise ValueError("train.early_stopping needs a validation split: give data.split one")
+    stopped = stopped or ended
     ddp.train()
     with metrics, guard:
-        for step in range(start, t.steps if stopped is None else start):
+        steps = range(start, t.steps if stopped is None else start)
+        for step in progress(steps, "train steps", enabled=rank0):
             start_s = time.perf_counter()
             gbs = schedule.sizes[step]
             batches = micro_batches(
@@ -291,7 +310,9 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
             if score and t.eval_batches and valid_data is not None:
                 row |= evaluate(ddp, valid_data, languages, t, m.seq_length, dp_rank, dp_size)
             metrics.add(row)
-            stopped = guard.check(done) if done < t.steps else None
+            if early and "valid_loss" in row:
+                ended = early.check(done, row["valid_loss"]) if done < t.steps else None
+            stopped = (guard.check(done) or ended) if done < t.steps else None
             interval = config.checkpoint.interval
             save = stopped or done == t.steps or (interval and done % interval == 0)
             if save and config.checkpoint.save:
@@ -307,16 +328,19 @@ def train_rank(config: PretrainConfig, out: Path) -> dict[str, Any]:
         layout, m.num_parameters(p.tensor_parallel), metrics.rows, steps=done,
         tokens=schedule.consumed(done) * m.seq_length, peak=peak, bf16=bf16, cuda=cuda,
     )  # fmt: skip
-    last = metrics.rows[-1] if metrics.rows and done == t.steps else {}
+    finished = done == t.steps or ended is not None
+    last = metrics.rows[-1] if metrics.rows and finished else {}
     summary.update(
         valid_loss=last.get("valid_loss"),
         valid_loss_per_language=last.get("valid_loss_per_language"),
         stopped=stopped,
+        finished=finished,
         resumed_from=start or None,
     )
     summary["checkpoint"] = str(out / "checkpoints" / f"step-{saved}") if saved else None
     if rank0:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        if done == t.steps:
-            atomic_write_json(out / "finished.json", {"steps": done, "checkpoint": f"step-{saved}"})
+        atomic_write_json(out / "summary.json", summary)
+        if finished:  # an early stop is done too: a Slurm chain must not requeue it
+            marker = {"steps": done, "checkpoint": f"step-{saved}", "early_stopped": ended}
+            atomic_write_json(out / "finished.json", marker)
     return summary

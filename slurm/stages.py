@@ -100,8 +100,10 @@ STAGES: dict[str, Stage] = {
             name="finetune",
             argv=("bloomkit", "finetune", "sft", "{config}", *_RUN),
             launch="torchrun",
-            help="supervised finetuning, one torchrun per node",
+            help="supervised finetuning, one torchrun per node, resumable",
             config_model="bloomkit.finetuning.sft:SFTConfig",
+            resumes=True,
+            finished_file="finished.json",
         ),
         Stage(
             name="data",

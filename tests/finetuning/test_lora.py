@@ -24,6 +24,7 @@ from transformers import AutoTokenizer, BloomForCausalLM
 from typer.testing import CliRunner
 
 from bloomkit.config import load_config
+from bloomkit.finetuning import lora_cli
 from bloomkit.finetuning.lora import BLOOM_LINEAR, LoRAConfig, lora_model
 from bloomkit.finetuning.lora_cli import lora_command
 from tests.finetuning.scoring import response_loss
@@ -160,3 +161,37 @@ def test_bloomkit_checkpoint_is_refused(tmp_path, seeds):
 def test_demo_config_validates(repo_root):
     config = load_config(LoRAConfig, repo_root / "configs" / "finetune" / "lora-demo.yaml")
     assert list(config.target_modules) == list(BLOOM_LINEAR) and config.data.sources
+
+
+def test_flat_held_out_loss_stops_early_and_still_exports(tmp_path, tiny_bloom, seeds, monkeypatch):
+    """At lr 1e-9 the adapters hardly move and the held-out loss stays within 0.001: with
+    patience 2 training stops after the third evaluation, and what it trained is exported."""
+    settings = {
+        **_config(tiny_bloom, seeds), "optim": {"lr": 1.0e-9, "warmup_steps": 0},
+        "early_stopping": {"patience": 2, "min_delta": 1.0e-3},
+    }  # fmt: skip
+    config = tmp_path / "lora.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(app, [str(config), "--run-dir", str(tmp_path / "refused")])
+    assert result.exit_code == 2 and "set eval_interval (now None)" in result.output
+    config.write_text(yaml.safe_dump({**settings, "eval_interval": 1}))
+    tables: list[list[dict]] = []
+    monkeypatch.setattr(lora_cli, "summary_table", lambda title, rows: tables.append(rows))
+    result = CliRunner().invoke(app, [str(config), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, (result.output, result.exception)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["steps"] == 3 < STEPS and len(summary["losses"]) == 3
+    assert [row["step"] for row in summary["valid_losses"]] == [1, 2, 3]
+    assert summary["stopped"].startswith("early stopping: valid_loss did not improve")
+    assert "for 2 evaluations (best" in summary["stopped"] and "after step 1)" in summary["stopped"]
+    assert (tmp_path / "run" / "hf" / "config.json").is_file()
+    assert summary["valid_loss_after"] == pytest.approx(summary["valid_losses"][-1]["valid_loss"])
+    shown = {row["metric"]: row["value"] for row in tables[0]}  # the CLI's table
+    data = summary["data"]
+    dropped = sum(v for k, v in data.items() if k.startswith("dropped_"))
+    assert (shown["examples kept"], shown["examples truncated"], shown["examples dropped"]) == (
+        data["kept"],
+        data["truncated"],
+        dropped,
+    )
+    assert data["kept"] + dropped == data["examples"]

@@ -3,7 +3,9 @@
 
 One run (module fixture, ~40 s on 2 cores) and checks on what it left: the training loss falls,
 the held-out loss of the exported model is below the start model's, the export loads with
-``transformers`` and generates, and a second call resumes instead of training again.
+``transformers`` and generates, and a second call resumes instead of training again. Then two
+shorter runs: from that run's bloomkit checkpoint (at TP1), and packed rows at PP2 × DP2 against
+one process.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from typer.testing import CliRunner
 
 from bloomkit.cli import app
 from bloomkit.config import load_config
-from bloomkit.finetuning.sft import SFTConfig, resolve_model, resolve_tokenizer
+from bloomkit.finetuning import cli as finetune_cli
+from bloomkit.finetuning.sft import SFTConfig, finetune_sft, resolve_model, resolve_tokenizer
 from bloomkit.pretraining.checkpoint import read_meta
+from bloomkit.pretraining.launch import free_port
+from bloomkit.rundir import RunDir
 from tests.finetuning.scoring import response_loss
 
 STEPS = 10
@@ -49,14 +54,31 @@ def sft_run(tiny_bloom, seeds, multilingual_seeds, tmp_path_factory):
     config = folder / "sft.yaml"
     config.write_text(yaml.safe_dump(_config(tiny_bloom, seeds, multilingual_seeds)))
     run_dir = folder / "run"
-    start = time.perf_counter()
-    result = CliRunner().invoke(app, ["finetune", "sft", str(config), "--run-dir", str(run_dir)])
+    start, tables = time.perf_counter(), []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(finetune_cli, "summary_table", lambda title, rows: tables.append(rows))
+        result = CliRunner().invoke(
+            app, ["finetune", "sft", str(config), "--run-dir", str(run_dir)]
+        )
     seconds = time.perf_counter() - start
     assert result.exit_code == 0, (result.output, result.exception)
     assert "sample generation:" in result.output
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     print(f"\nSFT run: {seconds:.1f} s, losses {[round(x, 3) for x in summary['losses']]}")
-    return {"config": config, "run": run_dir, "summary": summary, "seconds": seconds}
+    return {"config": config, "run": run_dir, "summary": summary, "seconds": seconds,
+            "table": {row["metric"]: row["value"] for row in tables[0]}}  # fmt: skip
+
+
+def test_the_summary_table_shows_the_data_counts(sft_run):
+    data, table = sft_run["summary"]["data"], sft_run["table"]
+    dropped = {k: v for k, v in data.items() if k.startswith("dropped_")}
+    assert dropped and table["examples dropped"] == sum(dropped.values())
+    assert (table["examples kept"], table["examples truncated"]) == (
+        data["kept"],
+        data["truncated"],
+    )
+    for reason, count in dropped.items():
+        assert table[f"examples dropped: {reason.removeprefix('dropped_')}"] == count
 
 
 def test_training_loss_falls(sft_run):
@@ -128,6 +150,62 @@ def test_start_from_a_bloomkit_checkpoint_takes_its_shapes(sft_run):
     assert (model.hidden_size, model.num_layers, model.vocab_size) == (64, 2, 512)
     assert model.seq_length == 64
     assert resolve_tokenizer(config).vocab_size == 256  # no tokenizer in a checkpoint: bytes
+
+
+def _finetune(settings: dict, run_dir) -> dict:
+    """``finetune_sft`` of ``settings`` in ``run_dir`` (a free rendezvous port)."""
+    config = SFTConfig.model_validate(settings)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MASTER_PORT", str(free_port()))
+        return finetune_sft(config, RunDir(run_dir, "test", config))
+
+
+def test_sft_from_a_pretrained_checkpoint_starts_at_its_loss_and_improves(
+    sft_run, tiny_bloom, seeds, multilingual_seeds, tmp_path
+):
+    """Four more steps from the TP2 run's final checkpoint (a bloomkit checkpoint, resharded to
+    TP1): the loss starts where that run ended, far below a random model's, and the held-out
+    loss (the same split: same rows, seed and tokenizer) falls further."""
+    before = sft_run["summary"]
+    settings = _config(tiny_bloom, seeds, multilingual_seeds)
+    settings.update(init_from=str(sft_run["run"] / "checkpoints" / f"step-{STEPS}"),
+                    parallel={}, export_hf=False)  # fmt: skip
+    settings["data"]["tokenizer"] = str(tiny_bloom)
+    settings["optim"] = {"lr": 1.0e-3, "warmup_steps": 1}
+    settings["train"] = {**settings["train"], "steps": 4}
+    summary = _finetune(settings, tmp_path)
+    losses, ended = summary["losses"], sum(before["losses"][-3:]) / 3
+    print(f"\nfrom scratch {before['losses'][0]:.3f}, checkpoint ended at {ended:.3f}, "
+          f"continued {[round(x, 3) for x in losses]}, valid {before['valid_loss']:.3f} → "
+          f"{summary['valid_loss']:.3f}")  # fmt: skip
+    assert summary["layout"] == "tp1×pp1×dp1" and summary["resumed_from"] is None
+    assert losses[0] == pytest.approx(ended, abs=0.3)
+    assert losses[0] < before["losses"][0] - 1.0
+    assert summary["valid_loss"] < before["valid_loss"]
+
+
+def test_packed_sft_at_pp2_dp2_follows_the_single_process_run(
+    tiny_bloom, multilingual_seeds, tmp_path
+):
+    """The same packed rows (several examples per row: segment ids cross the pipeline stages
+    and are split over the DP ranks) give the same losses at PP2 × DP2 (4 processes) as in one
+    process."""
+    settings = {
+        "init_from": str(tiny_bloom), "model": {"seq_length": 1024}, "export_hf": False,
+        "data": {"sources": [{"path": str(multilingual_seeds), "format": "alpaca"}]},
+        "optim": {"lr": 1.0e-2, "warmup_steps": 1},
+        "train": {"steps": 3, "micro_batch_size": 2, "global_batch_size": 8},
+    }  # fmt: skip
+    single = _finetune(settings, tmp_path / "single")
+    split = _finetune(
+        {**settings, "parallel": {"pipeline_parallel": 2, "data_parallel": 2}}, tmp_path / "pp2"
+    )
+    assert split["layout"] == "tp1×pp2×dp2" and single["layout"] == "tp1×pp1×dp1"
+    train = split["data"]["train"]
+    assert train["examples"] > 2 * train["rows"]  # packed: more than two examples per row
+    assert split["losses"] == pytest.approx(single["losses"], rel=1e-4)
+    assert split["valid_loss"] == pytest.approx(single["valid_loss"], rel=1e-4)
+    assert single["losses"][-1] < single["losses"][0]
 
 
 def test_demo_config_validates(repo_root):

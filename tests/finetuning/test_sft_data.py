@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from bloomkit.finetuning.formats import BadRow, Example, normalise
 from bloomkit.finetuning.sft import SFTDataConfig
@@ -142,7 +143,8 @@ def test_refuse_policy_lists_bad_rows(tmp_path, seeds):
     assert not (tmp_path / "out" / "train").exists()
 
 
-def test_packed_row_gives_the_logits_of_its_examples_run_alone(seed_examples):
+@pytest.mark.parametrize("backend", ["local", "sdpa"])
+def test_packed_row_gives_the_logits_of_its_examples_run_alone(seed_examples, backend):
     from bloomkit.pretraining.launch import single_process_env
     from bloomkit.pretraining.model.config import BloomModelConfig
     from bloomkit.pretraining.model.init import portable_init_
@@ -155,7 +157,9 @@ def test_packed_row_gives_the_logits_of_its_examples_run_alone(seed_examples):
     length = sum(len(e[0]) for e in examples) + 7  # 7 positions of padding at the end
     row = pack(examples, length)
     assert row["tokens"].shape[0] == 1
-    model = BloomModelConfig(preset="tiny", init_method_std=0.3, seq_length=length)
+    model = BloomModelConfig(
+        preset="tiny", init_method_std=0.3, seq_length=length, attention_backend=backend
+    )
     with single_process_env():
         init_parallel(ParallelConfig())
         try:
@@ -183,3 +187,61 @@ def test_packed_row_gives_the_logits_of_its_examples_run_alone(seed_examples):
         at += len(inputs)
     second = slice(len(examples[0][0]), at)
     assert not torch.allclose(unmasked[second], packed[second], atol=1e-3)  # the mask matters
+
+
+VI_TEMPLATE = {  # Alpaca's layout in Vietnamese, defined in the run's config
+    "language": "vi",
+    "prompt": "Dưới đây là một chỉ dẫn mô tả một nhiệm vụ.\n\n### Chỉ dẫn:\n{instruction}\n\n"
+    "### Trả lời:\n",
+    "prompt_with_input": "Dưới đây là một chỉ dẫn kèm dữ liệu.\n\n### Chỉ dẫn:\n{instruction}"
+    "\n\n### Dữ liệu:\n{input}\n\n### Trả lời:\n",
+}
+VI_ROWS = [
+    {"instruction": "Kể tên một loại trái cây nhiệt đới.", "output": "Xoài."},
+    {"instruction": "Dịch sang tiếng Anh.", "input": "Xin chào", "output": "Hello"},
+    {"instruction": "Thủ đô của Việt Nam là gì?", "output": "Hà Nội."},
+    {"instruction": "Viết một câu về biển.", "output": "Biển hôm nay rất xanh.",
+     "template": "chi-dan-vj"},
+]  # fmt: skip
+
+
+def test_a_config_template_in_vietnamese_frames_and_masks_the_rows(tmp_path):
+    from bloomkit.config import load_config
+    from bloomkit.finetuning.sft import SFTConfig
+
+    rows = tmp_path / "vi.jsonl"
+    rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in VI_ROWS), "utf-8")
+    config_file = tmp_path / "sft.yaml"
+    config_file.write_text(
+        yaml.safe_dump({"data": {
+            "templates": {"chi-dan-vi": VI_TEMPLATE}, "packing": False, "valid_fraction": 0.0,
+            "sources": [{"path": str(rows), "format": "alpaca", "template": "chi-dan-vi"}],
+        }}, allow_unicode=True),
+        encoding="utf-8",
+    )  # fmt: skip
+    config = load_config(SFTConfig, config_file).data
+    tokenizer = ByteTokenizer()
+    report = prepare_sft_data(config, tokenizer, tmp_path / "out", seq_length=512)
+    assert report["per_language"] == {"vi": 3} and report["dropped_unknown_template"] == 1
+    assert "'chi-dan-vj' did you mean 'chi-dan-vi'" in report["problems"][0]
+    arrays = {k: np.load(tmp_path / "out" / "train" / f"{k}.npy") for k in ("tokens", "labels",
+                                                                          "loss_mask")}  # fmt: skip
+    texts = {}
+    for tokens, labels, mask in zip(*arrays.values(), strict=True):
+        trained = labels[mask == 1]
+        prompt = tokenizer.decode(tokens[: int(np.argmax(mask)) + 1].tolist())
+        assert trained[-1] == tokenizer.eos_id
+        texts[tokenizer.decode(trained[:-1].tolist())] = prompt
+    assert texts["Xoài."] == VI_TEMPLATE["prompt"].format(instruction=VI_ROWS[0]["instruction"])
+    assert texts["Hello"].endswith("### Dữ liệu:\nXin chào\n\n### Trả lời:\n")
+    assert "Below is an instruction" not in "".join(texts.values())
+
+
+def test_an_unknown_default_template_names_the_config_ones():
+    from bloomkit.finetuning.sft import SFTDataConfig
+
+    with pytest.raises(ValueError, match="did you mean 'chi-dan-vi'"):
+        SFTDataConfig.model_validate(
+            {"templates": {"chi-dan-vi": VI_TEMPLATE},
+             "sources": [{"path": "vi.jsonl", "template": "chi-dan-v"}]}
+        )  # fmt: skip

@@ -124,8 +124,6 @@ def test_bad_requests(tmp_path: Path) -> None:
         dry(tmp_path, stage="pretrain")
     with pytest.raises(SubmitError, match="resumes where it stopped"):
         dry(tmp_path, stage="probe-array", chain=2)
-    with pytest.raises(SubmitError, match="stage finetune does not"):
-        dry(tmp_path, stage="finetune", config=PRETRAIN, chain=2)
     with pytest.raises(SubmitError, match="takes no CONFIG"):
         dry(tmp_path, config=PRETRAIN)
     with pytest.raises(SubmitError, match="needs 2 ranks"):
