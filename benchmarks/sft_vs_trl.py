@@ -256,6 +256,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     opts = parser.parse_args()
+    load_before = os.getloadavg()[0]
     import trl
     from transformers import BloomForCausalLM
 
@@ -285,9 +286,10 @@ def main() -> None:
     command = shlex.join([sys.executable, *sys.argv]).replace(str(REPO) + "/", "")
     lines = report(results, opts, held_out["kept"], start_loss)
     lines += [
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs "
-        f"while this ran: absolute tokens/s are low and noisy, the ratios less so), Python "
-        f"{platform.python_version()}, torch {torch.__version__}, trl {trl.__version__}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, 1-min load average "
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after (other jobs make absolute "
+        f"tokens/s noisy, the ratios less so), Python {platform.python_version()}, torch "
+        f"{torch.__version__}, trl {trl.__version__}",
         "",
         "Reproduce:",
         "",
