@@ -24,7 +24,7 @@ from tests.pretraining.runs import (
     write_config,
 )
 
-STEPS = 24  # enough steps that a signal sent after step 1 lands mid-run
+STEPS = 48  # enough steps that a signal sent after step 1 lands mid-run, even under load
 BLOOMKIT = str(Path(sys.executable).with_name("bloomkit"))
 
 
