@@ -292,7 +292,7 @@ def tokenize_corpus(
             Path(config.tokenizer), vocab, config.model_vocab_size, config.tensor_parallel
         )
     dtype = token_dtype(vocab)
-    eod = eod_id_of(config.tokenizer)
+    eod = eod_id_of(config.tokenizer, tokenizer)
     tokenizer_hash = sha256_file(Path(config.tokenizer) / "tokenizer.json")
     start = time.perf_counter()
     todo: list[tuple[Path, Path]] = []

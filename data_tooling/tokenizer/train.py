@@ -138,33 +138,27 @@ def train_tokenizer(config: TokenizerTrainConfig, run: RunDir) -> dict[str, Any]
     return run.run_step("tokenizer", step, inputs=shards, params=params, outputs=["tokenizer"])
 
 
-def load_tokenizer(path: Path | str, vocab_size: int | None = None) -> Any:
-    """The fast ``tokenizers.Tokenizer`` of a saved folder; errors name the folder.
-
-    ``vocab_size`` (the model's, possibly padded) must hold every token id when given.
-    """
+def load_tokenizer(path: Path | str) -> Any:
+    """The fast ``tokenizers.Tokenizer`` of a saved folder; errors name the folder."""
     from tokenizers import Tokenizer
 
     folder = Path(path)
     file = folder / "tokenizer.json"
     if not file.is_file():
         raise FileNotFoundError(f"{folder}: not a tokenizer folder (no tokenizer.json)")
-    tokenizer = Tokenizer.from_file(str(file))
-    size = tokenizer.get_vocab_size(with_added_tokens=True)
-    if vocab_size is not None and size > vocab_size:
-        raise ValueError(f"{folder}: tokenizer has {size} tokens, model vocabulary {vocab_size}")
-    return tokenizer
+    return Tokenizer.from_file(str(file))
 
 
-def eod_id_of(folder: Path | str) -> int:
-    """End-of-document id of a saved tokenizer: its ``eos_token``, else ``</s>``."""
+def eod_id_of(folder: Path | str, tokenizer: Any | None = None) -> int:
+    """End-of-document id of a saved tokenizer: its ``eos_token``, else ``</s>``
+    (``tokenizer``: the folder's, when already loaded)."""
     folder = Path(folder)
     config_file = folder / "tokenizer_config.json"
     eos = SPECIAL_TOKENS[EOD_ID]
     if config_file.is_file():
         eos_entry = json.loads(config_file.read_text(encoding="utf-8")).get("eos_token") or eos
         eos = eos_entry["content"] if isinstance(eos_entry, dict) else eos_entry
-    token_id = load_tokenizer(folder).token_to_id(eos)
+    token_id = (tokenizer or load_tokenizer(folder)).token_to_id(eos)
     if token_id is None:
         raise ValueError(f"{folder}: end-of-document token {eos!r} is not in the vocabulary")
     return int(token_id)
