@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 import bloomkit
 from bloomkit.config import to_yaml
+from bloomkit.console import log
 
 TRACKED_PACKAGES = (
     "torch", "megatron-core", "transformers", "datasets", "tokenizers", "lm-eval",
@@ -200,11 +201,14 @@ class RunDir:
         inputs: Iterable[Path | str] = (),
         params: Any = None,
         outputs: Iterable[Path | str] = (),
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Run ``fn`` once for these inputs and params; return its JSON summary.
 
         The step is skipped (and its recorded summary returned) when a previous run finished
-        it with the same input hashes and parameters and every declared output still exists.
+        it with the same input hashes and parameters, every declared output still exists and
+        ``check(summary)``, when given, finds them intact (it raises ``ValueError`` or
+        ``OSError`` otherwise, and the step runs again).
         """
         hashes = hash_inputs(inputs)
         params_json = json.loads(json.dumps(params, default=str))
@@ -217,6 +221,7 @@ class RunDir:
             and record.get("status") == "done"
             and record.get("fingerprint") == fingerprint
             and all(p.exists() for p in output_paths)
+            and self._intact(name, record["summary"], check)
         ):
             record["skipped"] = True
             self._save()
@@ -238,3 +243,14 @@ class RunDir:
         }
         self._save()
         return summary
+
+    @staticmethod
+    def _intact(name: str, summary: dict[str, Any], check: Callable[..., None] | None) -> bool:
+        if check is None:
+            return True
+        try:
+            check(summary)
+        except (ValueError, OSError) as err:
+            log.warning("step %s: %s; running it again", name, err)
+            return False
+        return True

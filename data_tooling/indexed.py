@@ -339,13 +339,13 @@ def tokenize_corpus(
         "dtype": np.dtype(dtype).name,
         "eod_id": eod,
     }
-    _recheck_merged(run, dtype)
     summary = run.run_step(
         "merge",
         lambda: merge_partials(partials, run, dtype, config.alpha, vocab_info),
         inputs=[p / DONE for p in partials],
         params={"alpha": config.alpha, **vocab_info},
         outputs=["datasets", VOCAB_FILE, "blend.json"],
+        check=lambda merged: _check_merged(run, merged, dtype),
     )
     documents = sum(row["documents"] for row in summary["datasets"].values())
     return {
@@ -359,16 +359,10 @@ def tokenize_corpus(
     }
 
 
-def _recheck_merged(run: RunDir, dtype: Any) -> None:
-    """Forget a finished merge whose datasets no longer pass :func:`check_index`, so it reruns."""
-    done = run.manifest["steps"].get("merge", {}).get("summary", {}).get("datasets", {})
-    for row in done.values():
-        try:
-            check_index(run / "datasets" / row["name"], dtype)
-        except (ValueError, FileNotFoundError) as err:
-            log.warning("%s; merging the partial datasets again", err)
-            del run.manifest["steps"]["merge"]
-            return
+def _check_merged(run: RunDir, merged: dict[str, Any], dtype: Any) -> None:
+    """Refuse a finished merge whose datasets no longer pass :func:`check_index` (it reruns)."""
+    for row in merged["datasets"].values():
+        check_index(run / "datasets" / row["name"], dtype)
 
 
 def _merge_key(target: Path, parts: list[Path], dtype: Any) -> None:

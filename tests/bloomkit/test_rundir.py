@@ -74,6 +74,28 @@ def test_finished_step_is_a_noop_until_inputs_change(tmp_path):
     assert run_once() == {"calls": 3}, "a missing output makes the step run again"
 
 
+def test_a_check_that_finds_the_outputs_damaged_runs_the_step_again(tmp_path):
+    out = tmp_path / "run" / "out.txt"
+    calls = []
+
+    def step():
+        calls.append(1)
+        atomic_write_text(out, "whole")
+        return {"calls": len(calls)}
+
+    def intact(summary):
+        if out.read_text() != "whole":
+            raise ValueError(f"{out}: damaged")
+
+    def run_once():
+        return RunDir(tmp_path / "run", "demo").run_step("s", step, outputs=["out.txt"],
+                                                         check=intact)  # fmt: skip
+
+    assert run_once() == run_once() == {"calls": 1}, "intact: the recorded summary"
+    out.write_text("wh")
+    assert run_once() == {"calls": 2} and out.read_text() == "whole"
+
+
 def test_failed_step_is_not_marked_done(tmp_path):
     run = RunDir(tmp_path / "run", "demo")
 
