@@ -50,7 +50,7 @@ def train_command(
         for lang, stats in summary["languages"].items()
     ]
     summary_table("language sample (alpha sampling)", rows)
-    keys = ("tokenizer", "vocab_size", "padded_vocab_size", "alpha", "sample_bytes")
+    keys = ("tokenizer", "vocab_size", "padded_vocab_size", "alpha", "balance", "sample_bytes")
     summary_table("tokenizer", [{"field": k, "value": summary[k]} for k in keys])
 
 

@@ -1,8 +1,15 @@
-"""Corpus shards as the pipeline writes them, and language-balanced (alpha) sampling.
+"""Corpus shards as the pipeline writes them, and balanced (alpha) sampling.
 
 A shard is ``*.jsonl``, ``*.jsonl.gz`` or ``*.jsonl.zst``: one JSON object per line with at
 least ``text`` and ``language`` (a BLOOM code such as ``en``/``zhs``, or ``python`` for code).
 A line that is not such an object stops the run with the file and line named.
+
+Balancing is by language (``p_l ∝ bytes_l^alpha``, BLOOM's recipe) or by writing system first:
+``p_s ∝ bytes_s^alpha`` over scripts, then ``p_l|s ∝ bytes_l^alpha`` within each. BPE merges
+are shared by every language written in a script, so per-language balancing hands Latin (the
+script of most languages) most of the sample; per-script balancing gives each script its own
+share. Scripts come from ``tables/languages.tsv``; programming languages form one group, and
+so do documents the language identifier left ``unknown``.
 """
 
 from __future__ import annotations
@@ -13,8 +20,16 @@ import json
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
+from bloomkit.data_tooling.languages import TABLE as LANGUAGE_TABLE
+from bloomkit.data_tooling.languages import languages
+from bloomkit.data_tooling.lid.codes import TABLE as CODE_TABLE
+from bloomkit.data_tooling.lid.codes import is_code
+
+Balance = Literal["language", "script"]
+CODE_GROUP = "code"
+"""Script group of every programming language (``tables/code_languages.tsv``)."""
 SHARD_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
 
 
@@ -104,18 +119,68 @@ def alpha_weights(sizes: dict[str, float], alpha: float) -> dict[str, float]:
     return {key: value / total for key, value in sorted(powered.items())}
 
 
+def script_of(language: str) -> str:
+    """The script group of a corpus language: its ISO 15924 script, ``code`` for programming
+    languages, and ``unknown`` for the language identifier's ``unknown`` (script unknown too)."""
+    known = languages().get(language)
+    if known is not None:
+        return known.script
+    if is_code(language):
+        return CODE_GROUP
+    from bloomkit.data_tooling.lid.identifier import UNKNOWN  # imports the detectors: not above
+
+    if language == UNKNOWN:
+        return UNKNOWN
+    raise CorpusError(
+        f"language {language!r} has no script: it is in neither {_table(LANGUAGE_TABLE)} nor "
+        f"{_table(CODE_TABLE)} (add it there, or train with balance: language)"
+    )
+
+
+def _table(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def script_weights(sizes: dict[str, float], alpha: float) -> dict[str, float]:
+    """Two-level probabilities ``p_l = p_s × p_l|s``, both ``∝ bytes^alpha`` (s: script of l).
+
+    Example, alpha 0.5: en 900 + fr 100 bytes (Latn), zhs 250 (Hans): ``p_Latn = √1000 /
+    (√1000 + √250) = 2/3``, ``p_en|Latn = 30 / (30 + 10) = 3/4``, so ``p_en = 1/2``,
+    ``p_fr = 1/6``, ``p_zhs = 1/3``.
+    """
+    groups: dict[str, dict[str, float]] = {}
+    for lang, n in sizes.items():
+        groups.setdefault(script_of(lang), {})[lang] = n
+    totals = {script: sum(members.values()) for script, members in groups.items()}
+    outer = alpha_weights(totals, alpha)
+    probs = {
+        lang: outer[script] * p
+        for script, members in groups.items()
+        if script in outer
+        for lang, p in alpha_weights(members, alpha).items()
+    }
+    return dict(sorted(probs.items()))
+
+
 def balanced_sample(
-    grouped: dict[str, list[str]], alpha: float, budget_bytes: int | None, seed: int
+    grouped: dict[str, list[str]],
+    alpha: float,
+    budget_bytes: int | None,
+    seed: int,
+    *,
+    balance: Balance,
 ) -> tuple[list[str], dict[str, dict[str, float]]]:
     """Texts drawn so that language ``l`` gets ``p_l`` of the byte budget (alpha sampling).
 
-    Shares are measured in UTF-8 bytes. A language whose quota exceeds its data is repeated
-    (upsampled), whole documents first, then a prefix of a shuffled pass. Returns the texts
-    (shuffled) and per-language statistics.
+    ``p_l`` comes from :func:`alpha_weights` over languages (``balance="language"``) or from
+    :func:`script_weights` (``"script"``). Shares are measured in UTF-8 bytes. A language
+    whose quota exceeds its data is repeated (upsampled), whole documents first, then a prefix
+    of a shuffled pass. Returns the texts (shuffled) and per-language statistics.
     """
     sizes = {lang: sum(len(t.encode("utf-8")) for t in texts) for lang, texts in grouped.items()}
     total = sum(sizes.values())
-    probs = alpha_weights(sizes, alpha)
+    weigh = script_weights if balance == "script" else alpha_weights
+    probs = weigh(sizes, alpha)
     budget = total if budget_bytes is None else budget_bytes
     rng = random.Random(seed)
     sample: list[str] = []

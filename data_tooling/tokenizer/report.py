@@ -56,13 +56,31 @@ def measure(tokenizer_dir: Path, rows: dict[str, dict[str, str]]) -> dict[str, d
     return result
 
 
-def _verdict(premiums: list[float]) -> dict[str, Any]:
+def goals(measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Highest and median premium of the languages other than English, and the goals met."""
+    premiums = [row["premium"] for code, row in measured.items() if code != "en"]
     worst, median = max(premiums), statistics.median(premiums)
     return {
         "max_premium": worst,
         "median_premium": median,
         "meets_max_goal": worst <= GOAL_MAX,
         "meets_median_goal": median <= GOAL_MEDIAN,
+    }
+
+
+def versus_baseline(
+    main: dict[str, dict[str, Any]], base: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Languages whose premium ``main`` lowers compared with ``base`` (English excluded), the
+    others, and the languages that need more tokens with ``main`` (English included)."""
+    non_en = [code for code in main if code != "en"]
+    better = [code for code in non_en if main[code]["premium"] < base[code]["premium"]]
+    return {
+        "better_than_baseline": len(better),
+        "worse_or_equal": sorted(set(non_en) - set(better)),
+        "more_tokens_than_baseline": sorted(
+            code for code in main if main[code]["tokens"] > base[code]["tokens"]
+        ),
     }
 
 
@@ -73,23 +91,23 @@ def fairness_report(
     rows = aligned_rows(sib200)
     main = measure(tokenizer_dir, rows)
     base = measure(baseline_dir, rows) if baseline_dir is not None else None
-    non_en = [c for c in main if c != "en"]
     report: dict[str, Any] = {
         "tokenizer": str(tokenizer_dir),
         "baseline": str(baseline_dir) if baseline_dir else None,
         "sentences_per_language": len(rows["en"]),
-        "summary": _verdict([main[c]["premium"] for c in non_en]),
+        "summary": goals(main),
         "languages": main,
     }
     if base is not None:
-        better = [c for c in non_en if main[c]["premium"] < base[c]["premium"]]
-        report["baseline_summary"] = _verdict([base[c]["premium"] for c in non_en])
+        report["baseline_summary"] = goals(base)
         report["baseline_languages"] = base
-        report["better_than_baseline"] = len(better)
-        report["worse_or_equal"] = sorted(set(non_en) - set(better))
+        report |= versus_baseline(main, base)
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", to_markdown(report))
-    plot(report, out / "premium.png")
+    series = {"tokenizer": main}
+    if base is not None:
+        series = {"balanced": main, "baseline (no balancing)": base}
+    plot(series, out / "premium.png")
     return report
 
 
@@ -128,26 +146,25 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(report: dict[str, Any], target: Path) -> None:
-    """Bar chart of the premium per language (and the baseline's), goal lines included."""
+def plot(series: dict[str, dict[str, dict[str, Any]]], target: Path) -> None:
+    """Bar chart of the premium per language, one bar per tokenizer of ``series`` (label:
+    per-language measures, languages ordered by the first), goal lines included."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    main, base = report["languages"], report.get("baseline_languages")
-    order = sorted(main, key=lambda c: main[c]["premium"])
+    first = next(iter(series.values()))
+    order = sorted(first, key=lambda c: first[c]["premium"])
     fig, ax = plt.subplots(figsize=(14, 4.5))
-    xs = range(len(order))
-    width = 0.4 if base else 0.8
-    ax.bar([x - (width / 2 if base else 0) for x in xs], [main[c]["premium"] for c in order],
-           width, label="balanced" if base else "tokenizer")  # fmt: skip
-    if base:
-        ax.bar([x + width / 2 for x in xs], [base[c]["premium"] for c in order], width,
-               label="baseline (no balancing)")  # fmt: skip
+    width = 0.8 / len(series)
+    for i, (label, measured) in enumerate(series.items()):
+        offset = (i - (len(series) - 1) / 2) * width
+        xs = [x + offset for x in range(len(order))]
+        ax.bar(xs, [measured[c]["premium"] for c in order], width, label=label)
     ax.axhline(GOAL_MAX, color="red", linestyle="--", linewidth=1, label=f"goal max {GOAL_MAX}×")
     ax.axhline(GOAL_MEDIAN, color="orange", linestyle=":", linewidth=1, label="goal median")
-    ax.set_xticks(list(xs), order, rotation=90)
+    ax.set_xticks(range(len(order)), order, rotation=90)
     ax.set_ylabel("tokens vs English (aligned)")
     ax.set_title("Tokenizer premium over English on SIB-200 dev")
     ax.legend()

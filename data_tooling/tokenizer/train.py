@@ -1,4 +1,4 @@
-"""Train a BLOOM-style byte-level BPE tokenizer on a language-balanced corpus sample.
+"""Train a BLOOM-style byte-level BPE tokenizer on a script- or language-balanced sample.
 
 BLOOM's recipe: byte-level BPE (every byte is a token, so any UTF-8 text round-trips), no
 normalisation, pre-tokenisation on whitespace and punctuation only (letters keep their
@@ -19,7 +19,12 @@ from pydantic import Field
 
 from bloomkit.config import Section
 from bloomkit.console import log
-from bloomkit.data_tooling.tokenizer.corpus import balanced_sample, find_shards, texts_by_language
+from bloomkit.data_tooling.tokenizer.corpus import (
+    Balance,
+    balanced_sample,
+    find_shards,
+    texts_by_language,
+)
 from bloomkit.rundir import RunDir, atomic_path
 
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
@@ -38,7 +43,13 @@ class TokenizerTrainConfig(Section):
     vocab_size: Annotated[int, Field(ge=len(SPECIAL_TOKENS) + 256)] = BLOOM_VOCAB_SIZE
     """Tokens including the 4 special tokens and the 256 bytes (BLOOM: 250,680)."""
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
-    """Language sampling exponent: ``p_l ∝ bytes_l^alpha``; 1 = natural shares, 0 = uniform."""
+    """Sampling exponent: ``p ∝ bytes^alpha``; 1 = natural shares, 0 = uniform."""
+    balance: Balance = "script"
+    """``script``: ``p_script ∝ bytes^alpha``, then ``p_l|script ∝ bytes_l^alpha`` (scripts
+    from ``tables/languages.tsv``); ``language``: ``p_l ∝ bytes_l^alpha`` (BLOOM's recipe).
+    Script is the default: on a ROOTS-like skew it is the one that leaves no language worse
+    off than without balancing; on data already even across languages it still moves share
+    from Latin-script languages to the others (``benchmarks/results/tokenizer_fairness.md``)."""
     sample_bytes: Annotated[int, Field(gt=0)] | None = None
     """Bytes of text drawn for training (default: as many as the corpus has)."""
     min_frequency: Annotated[int, Field(ge=1)] = 2
@@ -105,10 +116,12 @@ def train_tokenizer(config: TokenizerTrainConfig, run: RunDir) -> dict[str, Any]
 
     def step() -> dict[str, Any]:
         grouped = texts_by_language(shards)
-        sample, stats = balanced_sample(grouped, config.alpha, config.sample_bytes, config.seed)
+        sample, stats = balanced_sample(
+            grouped, config.alpha, config.sample_bytes, config.seed, balance=config.balance
+        )
         log.info(
-            "training BPE (vocab %d) on %d texts in %d languages, alpha %.2f",
-            config.vocab_size, len(sample), len(grouped), config.alpha,
+            "training BPE (vocab %d) on %d texts in %d languages, alpha %.2f by %s",
+            config.vocab_size, len(sample), len(grouped), config.alpha, config.balance,
         )  # fmt: skip
         tokenizer, trainer = build_trainer_pair(config.vocab_size, config.min_frequency)
         tokenizer.train_from_iterator(sample, trainer=trainer, length=len(sample))
@@ -122,6 +135,7 @@ def train_tokenizer(config: TokenizerTrainConfig, run: RunDir) -> dict[str, Any]
             "tensor_parallel": config.tensor_parallel,
             "eod_id": EOD_ID,
             "alpha": config.alpha,
+            "balance": config.balance,
             "sample_texts": len(sample),
             "sample_bytes": int(sum(s["sampled_bytes"] for s in stats.values())),
             "languages": stats,
