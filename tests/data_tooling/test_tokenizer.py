@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -177,7 +178,11 @@ def fairness_bench() -> ModuleType:
     script = REPO / "benchmarks" / "tokenizer_fairness.py"
     spec = importlib.util.spec_from_file_location("tokenizer_fairness", script)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(script.parent))  # as `python benchmarks/tokenizer_fairness.py` has
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(script.parent))
     return module
 
 
