@@ -9,9 +9,7 @@ tokens), same number of workers, each run as its own command (interpreter start 
 included, as a user runs them), ``--rounds`` rounds alternating which tool goes first. Per
 tool: best and median wall clock, CPU seconds (user + system of the command and its workers:
 what a shared machine's load inflates least) and steady-state docs/s (documents over the
-encoding phase, as each tool reports it). A third row runs bloomkit with the ``tokenizers``
-default BPE cache (10,000 words, ``--no-cache-row`` drops it) to show what sizing the cache
-contributes. Megatron writes one dataset in input order;
+encoding phase, as each tool reports it). Megatron writes one dataset in input order;
 bloomkit one per language, so the check compares, language by language, Megatron's documents
 of that language in input order with bloomkit's dataset: every token of every document must
 match.
@@ -110,8 +108,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--rounds", type=int, default=3, help="Runs per tool, order alternating.")
-    parser.add_argument("--no-cache-row", action="store_true",
-                        help="Skip the bloomkit run with the default BPE cache.")  # fmt: skip
     parser.add_argument("--work", type=Path, default=None, help="Scratch folder (default: tmp).")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="tokenize-bench-"))
@@ -125,31 +121,26 @@ def main() -> None:
     env = {**os.environ, "PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}"}
     peer = [str(args.peer.resolve() / "run.sh"), str(corpus), str(work / "megatron" / "out"),
             str(tokenizer), str(args.workers)]  # fmt: skip
-    configs = {"bloomkit": work / "tokenize.yaml", "bloomkit-cache10k": work / "cache10k.yaml"}
-    for tool, cfg in configs.items():
-        settings = {"inputs": [str(corpus)], "tokenizer": str(tokenizer), "workers": args.workers}
-        if tool == "bloomkit-cache10k":
-            settings["bpe_cache_words"] = 10_000
-        cfg.write_text(json.dumps(settings))
-    tools = ("megatron", "bloomkit") + (() if args.no_cache_row else ("bloomkit-cache10k",))
+    cfg = work / "tokenize.yaml"
+    cfg.write_text(json.dumps({"inputs": [str(corpus)], "tokenizer": str(tokenizer),
+                               "workers": args.workers}))  # fmt: skip
     docs = len(languages)
-    runs: dict[str, list[tuple[float, float, float]]] = {tool: [] for tool in tools}
+    runs: dict[str, list[tuple[float, float, float]]] = {"megatron": [], "bloomkit": []}
     load_before = os.getloadavg()[0]
     for round_ in range(args.rounds):
-        for tool in tools[:: 1 if round_ % 2 == 0 else -1]:
+        for tool in ("megatron", "bloomkit")[:: 1 if round_ % 2 == 0 else -1]:
             if tool == "megatron":
                 wall, cpu, output = timed(["bash", *peer], env)
                 steady = steady_docs_per_s(output, r"Processed \d+ documents \(([\d.]+) docs/s")
             else:
-                run_dir = work / f"{tool}-{round_}"
+                run_dir = work / f"bloomkit-{round_}"
                 shutil.rmtree(run_dir, ignore_errors=True)  # a leftover run would be resumed
-                command = ["data", "tokenize", str(configs[tool]), "--run-dir", str(run_dir)]
-                wall, cpu, output = timed([str(BIN / "bloomkit"), *command])
+                wall, cpu, output = timed([str(BIN / "bloomkit"), "data", "tokenize", str(cfg),
+                                           "--run-dir", str(run_dir)])  # fmt: skip
                 steady = steady_docs_per_s(output, r"docs_per_second\W+([\d,.]+)")
             runs[tool].append((wall, cpu, steady))
             print(f"round {round_ + 1} {tool}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
     load_after = os.getloadavg()[0]
-    run_dir = work / "bloomkit-0"
     summary = json.loads((run_dir / "manifest.json").read_text())["steps"]["merge"]
 
     tokens = same_tokens(work / "megatron" / "out_text_document", run_dir / "datasets",
@@ -175,13 +166,8 @@ def main() -> None:
         " steady docs/s |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    names = {
-        "megatron": "Megatron-LM preprocess_data.py",
-        "bloomkit": "bloomkit data tokenize",
-        "bloomkit-cache10k": "bloomkit, BPE cache 10,000 words (tokenizers' default)",
-    }
-    for tool in tools:
-        name = names[tool]
+    names = {"megatron": "Megatron-LM preprocess_data.py", "bloomkit": "bloomkit data tokenize"}
+    for tool, name in names.items():
         lines.append(
             f"| {name} | {best[tool]:.1f} | {median[tool]:.1f} | {docs / best[tool]:,.0f} |"
             f" {tokens / best[tool]:,.0f} | {cpu[tool]:.1f} | {steady[tool]:,.0f} |"
@@ -194,14 +180,6 @@ def main() -> None:
     }
     lines += ["", "Speed-up, bloomkit over Megatron: "
               + ", ".join(f"{k} **{v:.2f}×**" for k, v in ratio.items()), ""]  # fmt: skip
-    if "bloomkit-cache10k" in runs:
-        default = "bloomkit-cache10k"
-        lines += [
-            "With tokenizers' default BPE cache, bloomkit is"
-            f" {best['megatron'] / best[default]:.2f}× Megatron's best wall and"
-            f" {cpu['megatron'] / cpu[default]:.2f}× its CPU seconds.",
-            "",
-        ]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

@@ -68,12 +68,6 @@ class TokenizeConfig(Section):
     """Encoding processes (1 = in this process)."""
     batch_docs: Annotated[int, Field(ge=1)] = 512
     """Documents per encode_batch call / work item."""
-    bpe_cache_words: Annotated[int, Field(ge=0)] = 1_000_000
-    """Words whose BPE merges each worker caches (a few hundred bytes each), cleared per shard.
-
-    The ``tokenizers`` default, 10,000, fills with the first words a worker sees and then stops
-    caching: in a multilingual corpus, the first language's. Word frequencies are Zipfian, so a
-    cache holding a shard's vocabulary answers most words after the first few documents."""
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     """Blend weights ``∝ tokens^alpha``: 1 = token shares, lower flattens towards uniform."""
     tensor_parallel: Annotated[int, Field(ge=1)] = 1
@@ -196,11 +190,7 @@ def _encode_chunk(item: tuple[str, list[tuple[int, bytes]]]) -> dict[str, Any]:
     shard, lines = item
     records = [parse_record(line, f"{shard}:{number}") for number, line in lines]
     texts = [r["text"] for r in records]
-    tokenizer = _STATE["tokenizer"]
-    if _STATE.get("shard") != shard:  # a new shard (its language) starts with an empty cache
-        tokenizer.model._clear_cache()
-        _STATE["shard"] = shard
-    encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=True)
+    encodings = _STATE["tokenizer"].encode_batch_fast(texts, add_special_tokens=True)
     eod, field = _STATE["eod"], _STATE["key"]
     grouped: dict[str, tuple[list[int], list[int], int]] = {}
     for record, text, encoding in zip(records, texts, encodings, strict=True):
@@ -296,7 +286,6 @@ def tokenize_corpus(
     """
     shards = find_shards(config.inputs)
     tokenizer = load_tokenizer(config.tokenizer)
-    tokenizer.model._resize_cache(config.bpe_cache_words)
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
     if config.model_vocab_size is not None:
         check_vocabulary(
@@ -322,9 +311,7 @@ def tokenize_corpus(
             "(`bloomkit slurm resubmit RUN --failed`) or tokenize without --merge"
         )
     log.info("tokenizing %d shard(s), %d already done", len(todo), len(shards) - len(todo))
-    _STATE.update(
-        tokenizer=tokenizer, eod=eod, key=config.group_by, dtype=np.dtype(dtype).name, shard=None
-    )
+    _STATE.update(tokenizer=tokenizer, eod=eod, key=config.group_by, dtype=np.dtype(dtype).name)
     if todo and config.workers > 1:
         with multiprocessing.get_context("fork").Pool(config.workers, _init_worker) as pool:
             for shard, part in progress(todo, "tokenize shards"):

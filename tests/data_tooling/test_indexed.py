@@ -78,24 +78,6 @@ def test_datasets_hold_encoding_plus_eod(setup, tmp_path: Path) -> None:
         assert blend[str(tmp_path / "datasets" / lang)] == pytest.approx(tokens / total)
 
 
-def test_bpe_cache_changes_no_token(setup, tmp_path: Path) -> None:
-    """The per-worker BPE cache (cleared per shard) is an optimisation only: the datasets are
-    the same bytes without it, at one process and at two."""
-    root, _ = setup
-    settings = {
-        "none": {"bpe_cache_words": 0, "workers": 1},
-        "one": {"workers": 1},
-        "two": {"workers": 2, "batch_docs": 7},
-    }
-    datasets = {}
-    for name, kw in settings.items():
-        tokenize_corpus(_config(root, **kw), RunDir(tmp_path / name, "t"))
-        files = sorted((tmp_path / name / "datasets").iterdir())
-        datasets[name] = {p.name: p.read_bytes() for p in files}
-    assert len(datasets["none"]) == 2 * 46
-    assert datasets["none"] == datasets["one"] == datasets["two"]
-
-
 def test_cli_output_read_by_gpt_dataset_decodes_to_documents(setup, tmp_path: Path) -> None:
     """`bloomkit data tokenize` → blend.json → pretraining's DataConfig and megatron-core's
     BlendedMegatronDatasetBuilder/GPTDataset: every whole document inside a sample is the
