@@ -8,17 +8,16 @@ Export (``bloomkit export hf``): megatron-core's dist checkpoints store global s
 layout loads at TP1 × PP1 in this one process; the full state is renamed back to HF names
 (:func:`megatron_to_hf`, the inverse of :func:`~bloomkit.pretraining.hf.hf_to_megatron`), and
 the folder gets safetensors, ``config.json`` and a generation config (special token ids from the
-tokenizer), the tokenizer, a model card and ``LICENSE-RAIL``. Both check their inputs first
-(another architecture, a missing shard, a tokenizer larger than the vocabulary: an error naming
-the file), write into a temporary folder renamed at the end (removed on error), and refuse to
-overwrite an existing output. :func:`checkpoint_logits` runs a checkpoint at any layout, for
-parity checks of both directions.
+tokenizer), the tokenizer, a model card (:mod:`~bloomkit.pretraining.model_card`) and
+``LICENSE-RAIL``. Both check their inputs first (another architecture, a missing shard, a
+tokenizer larger than the vocabulary: an error naming the file), write into a temporary folder
+renamed at the end (removed on error), and refuse to overwrite an existing output.
+:func:`checkpoint_logits` runs a checkpoint at any layout, for parity checks of both directions.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,12 +38,14 @@ from bloomkit.pretraining.checkpoint import (
 )
 from bloomkit.pretraining.hf import (
     _LAYER,
+    BLOOM_SPECIAL_IDS,
     HFFolderError,
     check_hf_folder,
     load_hf_state,
     model_config_from_hf,
 )
 from bloomkit.pretraining.model.config import BloomModelConfig
+from bloomkit.pretraining.model_card import model_card
 from bloomkit.pretraining.parallel import ParallelConfig, destroy_parallel, init_parallel
 from bloomkit.rundir import atomic_path
 
@@ -74,10 +75,6 @@ def megatron_to_hf(state: dict[str, Tensor], model: BloomModelConfig) -> dict[st
         else:
             raise KeyError(f"unexpected megatron weight {name!r}")
     return out
-
-
-BLOOM_SPECIAL_IDS = {"bos": 1, "eos": 2, "pad": 3}
-"""BLOOM's tokenizer's ``<s>``, ``</s>`` and ``<pad>``: assumed when an export has no tokenizer."""
 
 
 def special_token_ids(tokenizer: Any | None = None) -> dict[str, int | None]:
@@ -268,80 +265,6 @@ def checkpoint_logits(checkpoint: Path, tokens: Tensor, parallel: ParallelConfig
 
 
 # --------------------------------------------------------------------------- export
-
-
-def _eval_rows(path: Path | None) -> list[dict[str, Any]]:
-    """Group means of an eval results file (per task when it has no groups)."""
-    if path is None:
-        return []
-    from bloomkit.eval.results import load
-
-    results = load(path)
-    scored = [(name, g.metrics) for name, g in sorted(results.groups.items())] or [
-        (name, t.metrics) for name, t in sorted(results.tasks.items())
-    ]
-    return [
-        {"task": name, "metric": metric, "value": score.value}
-        for name, metrics in scored
-        for metric, score in sorted(metrics.items())
-        if score.value is not None
-    ]
-
-
-_LANGUAGE_ROW = re.compile(r"^\| `([^`]+)` \|")
-
-
-def card_languages(text: str) -> list[str]:
-    """The language codes of a data card's ``## Languages`` table (as ``bloomkit data run``
-    writes it: one ``| `code` | documents | …`` row per language, most documents first),
-    without ``unknown``."""
-    _, found, rest = text.partition("\n## Languages\n")
-    table = rest.split("\n## ", 1)[0] if found else ""
-    codes = [m[1] for line in table.splitlines() if (m := _LANGUAGE_ROW.match(line))]
-    return [code for code in codes if code != "unknown"]
-
-
-def _data_card(path: Path | None) -> dict[str, Any] | None:
-    """The corpus data card, quoted whole (its headings one level down), and its languages."""
-    if path is None:
-        return None
-    text = path.read_text(encoding="utf-8").strip()
-    lines = ["#" + line if line.startswith("#") else line for line in text.splitlines()]
-    return {"path": str(path), "summary": "\n".join(lines), "languages": card_languages(text)}
-
-
-def model_card(
-    checkpoint: Path,
-    meta: dict[str, Any],
-    model: BloomModelConfig,
-    *,
-    data_card: Path | None = None,
-    eval_results: Path | None = None,
-    languages: list[str] | None = None,
-    tokenizer: Path | None = None,
-    special_tokens: list[dict[str, Any]] | None = None,
-) -> str:
-    """The exported folder's README.md; ``languages`` default to the data card's;
-    ``special_tokens``: ``{name, token, id}`` rows of the shipped ``tokenizer``, whose absence
-    the card states with the ids assumed instead."""
-    import jinja2
-
-    card = _data_card(data_card)
-    template = resources.files("bloomkit.pretraining") / "templates" / "model_card.md.j2"
-    env = jinja2.Environment(keep_trailing_newline=True, autoescape=False)
-    return env.from_string(template.read_text(encoding="utf-8")).render(
-        name=f"bloomkit BLOOM {checkpoint.parent.parent.name or checkpoint.name}",
-        model=model,
-        parameters=model.num_parameters(),
-        meta=meta,
-        checkpoint=checkpoint,
-        data_card=card,
-        eval_rows=_eval_rows(eval_results),
-        languages=languages or (card["languages"] if card else []),
-        tokenizer=tokenizer,
-        special_tokens=special_tokens or [],
-        bloom_special_ids=BLOOM_SPECIAL_IDS,
-    )
 
 
 def _load_tokenizer(folder: Path, model: BloomModelConfig) -> Any:

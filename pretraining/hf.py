@@ -47,6 +47,9 @@ _LAYER = {
 }
 _LAYER_RE = re.compile(r"transformer\.h\.(\d+)\.(.+)\.(weight|bias)$")
 
+BLOOM_SPECIAL_IDS = {"bos": 1, "eos": 2, "pad": 3}
+"""BLOOM's tokenizer's ``<s>``, ``</s>`` and ``<pad>``: assumed when an export has no tokenizer."""
+
 
 _INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")

@@ -22,7 +22,8 @@ from bloomkit.eval.results import (
     save,
 )
 from bloomkit.pretraining.checkpoint import read_meta
-from bloomkit.pretraining.convert import card_languages, checkpoint_logits, export_hf
+from bloomkit.pretraining.convert import checkpoint_logits, export_hf
+from bloomkit.pretraining.model_card import card_languages
 from bloomkit.pretraining.parallel import ParallelConfig
 from tests.pretraining.runs import run, tiny_config
 
