@@ -32,7 +32,7 @@ def sft_command(
     cfg = config_or_exit(SFTConfig, config, overrides)
     try:
         summary = finetune_sft(cfg, open_run(run_dir, "finetune sft", cfg))
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # OSError: also a hub name neither cached nor reachable
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     skip = ("losses", "data", "generation")

@@ -138,7 +138,11 @@ def resolve_model(config: SFTConfig) -> BloomModelConfig:
     local = Path(config.init_from)
     if local.is_dir() and not (local / "config.json").is_file():
         raise FileNotFoundError(f"init_from: {local} has no config.json (nor {META})")
-    return model_config_from_hf(AutoConfig.from_pretrained(config.init_from), **run_fields)
+    try:
+        hf_config = AutoConfig.from_pretrained(config.init_from)
+    except OSError as err:
+        raise OSError(f"init_from {config.init_from}: {err}") from None
+    return model_config_from_hf(hf_config, **run_fields)
 
 
 def resolve_tokenizer(config: SFTConfig) -> Tokenizer:

@@ -150,7 +150,10 @@ def load_hf_model(source: str) -> Any:
     if folder.is_dir():
         check_hf_folder(folder)
     else:
-        model_type = AutoConfig.from_pretrained(source).model_type
+        try:
+            model_type = AutoConfig.from_pretrained(source).model_type
+        except OSError as err:
+            raise OSError(f"{source}: not a local folder nor a cached hub model: {err}") from None
         if model_type != "bloom":
             raise HFFolderError(f"{source}: config.json model_type {model_type!r}, not 'bloom'")
     return BloomForCausalLM.from_pretrained(source, dtype=torch.float32)
