@@ -42,16 +42,20 @@ def run_command(
     Split over a job array: `--task I --tasks N` for each I, then `--merge` once (the Slurm
     `data` stage does this; array tasks take I and N from BLOOMKIT_TASK_ID/BLOOMKIT_NUM_TASKS).
     """
-    from bloomkit.console import summary_table
+    from bloomkit.console import log, summary_table
     from bloomkit.data_tooling.pipeline.accounting import AccountingError
     from bloomkit.data_tooling.pipeline.config import DataRunConfig
-    from bloomkit.data_tooling.pipeline.executor import ErrorBudgetExceeded, ShardsMissing
+    from bloomkit.data_tooling.pipeline.executor import (
+        ErrorBudgetExceeded,
+        ShardFailed,
+        ShardsMissing,
+    )
     from bloomkit.data_tooling.pipeline.run import run_corpus, run_shard_task
 
     share = array_share(task, tasks, merge)
     cfg = config_or_exit(DataRunConfig, config, overrides)
-    errors = (ErrorBudgetExceeded, ShardsMissing, AccountingError, FileNotFoundError, KeyError,
-              ValueError)  # fmt: skip
+    errors = (ErrorBudgetExceeded, ShardsMissing, ShardFailed, AccountingError, FileNotFoundError,
+              KeyError, ValueError)  # fmt: skip
     try:
         run = open_run(run_dir, "data run", cfg)
         if share is not None:
@@ -63,7 +67,11 @@ def run_command(
             return
         summary = run_corpus(cfg, run, merge=merge)
     except errors as err:
-        typer.echo(f"error: {err}", err=True)
+        message = str(err)
+        if isinstance(err, ShardFailed):  # the cause's traceback goes to the run's log only
+            log.debug("%s", err, exc_info=err)
+            message += f" (traceback: {Path(run_dir) / 'logs' / 'bloomkit.log'})"
+        typer.echo(f"error: {message}", err=True)
         raise typer.Exit(1) from None
     summary_table(f"bloomkit data run — {run_dir}", summary["rows"])
     typer.echo(

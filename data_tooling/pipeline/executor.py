@@ -61,6 +61,11 @@ class ShardsMissing(RuntimeError):
     """The dedup stage was asked for while some shards have not finished."""
 
 
+class ShardFailed(RuntimeError):
+    """Reading or processing one shard raised; the message names the shard, its input and the
+    cause (chained as ``__cause__``, with the worker's traceback)."""
+
+
 @dataclass(frozen=True)
 class ShardTask:
     """Everything a worker needs to process one input shard (picklable)."""
@@ -215,7 +220,8 @@ def _run_shard_with_context(task: ShardTask) -> dict[str, Any]:
     except ErrorBudgetExceeded:
         raise
     except Exception as err:
-        raise RuntimeError(f"shard {task.name} ({task.path}) failed: {err!r}") from err
+        cause = f"{type(err).__name__}: {err}"
+        raise ShardFailed(f"shard {task.name} ({task.path}) failed: {cause}") from err
 
 
 def _check_budget(done: dict[int, dict[str, Any]], budget: int | None) -> None:

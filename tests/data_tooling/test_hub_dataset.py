@@ -61,6 +61,8 @@ def test_hub_dataset_gives_the_corpus_of_the_same_file(spec, rows, from_file, tm
 
 def test_unknown_split_of_a_hub_dataset_is_named(rows, tmp_path):
     result = run_on_hub(f"hf://{DATA}/validation", rows, tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"(hf://{DATA}/validation) failed" in result.stderr
     assert """Unknown split "validation". Should be one of ['train']""" in result.stderr
+    log = (tmp_path / "run" / "logs" / "bloomkit.log").read_text(encoding="utf-8")
+    assert "Traceback" in log and "Unknown split" in log and "logs/bloomkit.log" in result.stderr
