@@ -24,7 +24,7 @@ def lora_command(
     cfg = config_or_exit(LoRAConfig, config, overrides)
     try:
         summary = finetune_lora(cfg, open_run(run_dir, "finetune lora", cfg))
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # OSError: also a hub name neither cached nor reachable
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     skip = ("losses", "valid_losses", "data", "generation")

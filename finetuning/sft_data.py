@@ -67,7 +67,10 @@ class HFTokenizer:
     def __init__(self, path: str | Path):
         from transformers import AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        except OSError as err:  # transformers' message does not name a hub name it lacks
+            raise OSError(f"tokenizer {path}: {err}") from None
         if self.tokenizer.eos_token_id is None:
             raise ValueError(f"tokenizer {path} has no eos_token; SFT needs one to end responses")
         self.eos_id = int(self.tokenizer.eos_token_id)

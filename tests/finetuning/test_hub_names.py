@@ -138,13 +138,17 @@ def test_generate_counts_tokens_with_the_hub_tokenizer(hub, tiny_bloom, tmp_path
     assert row["thinking_tokens"] == len(tokenizer.encode(row["thinking"]))
 
 
-@pytest.mark.parametrize("absent", ["init_from", "source"])
-def test_sft_names_a_hub_name_missing_from_the_offline_cache(absent, hub, seeds, tmp_path):
+@pytest.mark.parametrize(
+    ("command", "absent"), [("sft", "init_from"), ("sft", "source"), ("lora", "init_from")]
+)
+def test_tuning_names_a_hub_name_missing_from_the_offline_cache(
+    command, absent, hub, seeds, tmp_path
+):
     name = "bloomkit-test/absent"
     source = _source(f"hf:{name}" if absent == "source" else str(seeds))
     config = {"init_from": name if absent == "init_from" else MODEL, "data": {"sources": [source]}}
-    (tmp_path / "sft.yaml").write_text(yaml.safe_dump(config))
-    args = ["finetune", "sft", str(tmp_path / "sft.yaml"), "--run-dir", str(tmp_path / "run")]
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(config))
+    args = ["finetune", command, str(tmp_path / "tune.yaml"), "--run-dir", str(tmp_path / "run")]
     result = run_bloomkit(args, hub["env"], tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error: " in result.stderr and name in result.stderr
