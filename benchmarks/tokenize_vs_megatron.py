@@ -6,7 +6,10 @@
 Same JSONL (SIB-200 ``train`` sentences of all 46 languages, 5 a document, repeated
 ``--repeat`` times), same tokenizer (a byte-level BPE trained here by bloomkit, ``--vocab``
 tokens), same number of workers, each run as its own command (interpreter start and imports
-included, as a user runs them), ``--rounds`` rounds alternating which tool goes first. Per
+included, as a user runs them), ``--rounds`` rounds alternating the order. bloomkit runs twice:
+as configured by default (tiktoken's encoder, checked to give the same ids) and with
+``encoder: tokenizers`` (the Rust encoder Megatron calls too), which shows what each part
+of the speed-up comes from. Per
 tool: best and median wall clock, CPU seconds (user + system of the command and its workers:
 what a shared machine's load inflates least) and steady-state docs/s (documents over the
 encoding phase, as each tool reports it). Megatron writes one dataset in input order;
@@ -121,30 +124,35 @@ def main() -> None:
     env = {**os.environ, "PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}"}
     peer = [str(args.peer.resolve() / "run.sh"), str(corpus), str(work / "megatron" / "out"),
             str(tokenizer), str(args.workers)]  # fmt: skip
-    cfg = work / "tokenize.yaml"
-    cfg.write_text(json.dumps({"inputs": [str(corpus)], "tokenizer": str(tokenizer),
-                               "workers": args.workers}))  # fmt: skip
+    configs = {}
+    for tool, encoder in (("bloomkit", "auto"), ("bloomkit-tokenizers", "tokenizers")):
+        configs[tool] = work / f"{tool}.yaml"
+        config_json = {"inputs": [str(corpus)], "tokenizer": str(tokenizer),
+                       "workers": args.workers, "encoder": encoder}  # fmt: skip
+        configs[tool].write_text(json.dumps(config_json))
     docs = len(languages)
-    runs: dict[str, list[tuple[float, float, float]]] = {"megatron": [], "bloomkit": []}
+    runs: dict[str, list[tuple[float, float, float]]] = {t: [] for t in ("megatron", *configs)}
+    encoders: dict[str, str] = {}
     load_before = os.getloadavg()[0]
     for round_ in range(args.rounds):
-        for tool in ("megatron", "bloomkit")[:: 1 if round_ % 2 == 0 else -1]:
+        for tool in list(runs)[:: 1 if round_ % 2 == 0 else -1]:
             if tool == "megatron":
                 wall, cpu, output = timed(["bash", *peer], env)
                 steady = steady_docs_per_s(output, r"Processed \d+ documents \(([\d.]+) docs/s")
             else:
-                run_dir = work / f"bloomkit-{round_}"
+                run_dir = work / f"{tool}-{round_}"
                 shutil.rmtree(run_dir, ignore_errors=True)  # a leftover run would be resumed
-                wall, cpu, output = timed([str(BIN / "bloomkit"), "data", "tokenize", str(cfg),
-                                           "--run-dir", str(run_dir)])  # fmt: skip
-                steady = steady_docs_per_s(output, r"docs_per_second\W+([\d,.]+)")
+                argv = [str(BIN / "bloomkit"), "data", "tokenize", str(configs[tool]),
+                        "--run-dir", str(run_dir)]  # fmt: skip
+                wall, cpu, output = timed(argv)
+                steady = steady_docs_per_s(output, r"docs_per_second\W+([\d,.]+(?:e[+-]?\d+)?)")
+                encoders[tool] = re.findall(r"encoder\W+(\w+)", output)[-1]
+                tokens = same_tokens(work / "megatron" / "out_text_document",
+                                     run_dir / "datasets", languages)  # fmt: skip
             runs[tool].append((wall, cpu, steady))
             print(f"round {round_ + 1} {tool}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
     load_after = os.getloadavg()[0]
     summary = json.loads((run_dir / "manifest.json").read_text())["steps"]["merge"]
-
-    tokens = same_tokens(work / "megatron" / "out_text_document", run_dir / "datasets",
-                         languages)  # fmt: skip
     best = {tool: min(r[0] for r in rows) for tool, rows in runs.items()}
     median = {tool: statistics.median(r[0] for r in rows) for tool, rows in runs.items()}
     cpu = {tool: statistics.median(r[1] for r in rows) for tool, rows in runs.items()}
@@ -159,27 +167,31 @@ def main() -> None:
         f"- workers: {args.workers} each; machine: {platform.processor() or platform.machine()},"
         f" {os.cpu_count()} cores, 1-min load average {load_before:.1f} before and"
         f" {load_after:.1f} after; {args.rounds} rounds, order alternating",
-        "- token streams: identical, every document compared"
+        "- token streams: identical, every document of every bloomkit run compared"
         f" ({len(summary['summary']['datasets'])} bloomkit datasets vs 1 Megatron dataset)",
+        "- encoders: " + ", ".join(f"{tool}: {name}" for tool, name in encoders.items()),
         "",
         "| tool | best s | median s | docs/s (best) | tokens/s (best) | CPU s (median) |"
         " steady docs/s |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    names = {"megatron": "Megatron-LM preprocess_data.py", "bloomkit": "bloomkit data tokenize"}
+    names = {"megatron": "Megatron-LM preprocess_data.py", "bloomkit": "bloomkit data tokenize",
+             "bloomkit-tokenizers": "bloomkit data tokenize, `encoder: tokenizers`"}  # fmt: skip
     for tool, name in names.items():
         lines.append(
             f"| {name} | {best[tool]:.1f} | {median[tool]:.1f} | {docs / best[tool]:,.0f} |"
             f" {tokens / best[tool]:,.0f} | {cpu[tool]:.1f} | {steady[tool]:,.0f} |"
         )
-    ratio = {
-        "best wall": best["megatron"] / best["bloomkit"],
-        "median wall": median["megatron"] / median["bloomkit"],
-        "CPU seconds": cpu["megatron"] / cpu["bloomkit"],
-        "steady-state docs/s": steady["bloomkit"] / steady["megatron"],
-    }
-    lines += ["", "Speed-up, bloomkit over Megatron: "
-              + ", ".join(f"{k} **{v:.2f}×**" for k, v in ratio.items()), ""]  # fmt: skip
+    lines.append("")
+    for tool in configs:
+        ratio = {
+            "best wall": best["megatron"] / best[tool],
+            "median wall": median["megatron"] / median[tool],
+            "CPU seconds": cpu["megatron"] / cpu[tool],
+            "steady-state docs/s": steady[tool] / steady["megatron"],
+        }
+        lines += [f"Speed-up, {names[tool]} over Megatron: "
+                  + ", ".join(f"{k} **{v:.2f}×**" for k, v in ratio.items()), ""]  # fmt: skip
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

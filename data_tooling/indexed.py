@@ -1,8 +1,9 @@
 """Corpus shards → megatron-core indexed datasets (``.bin``/``.idx``), one per language.
 
-``tokenize_corpus`` encodes every document with the tokenizer's fast Rust batch encoder in
-``workers`` processes (one thread each; ``workers: 1`` encodes here with the encoder's own
-thread pool), appends the end-of-document id and writes, per shard, one partial
+``tokenize_corpus`` encodes every document in ``workers`` processes (one thread each;
+``workers: 1`` encodes here) with tiktoken's encoder where it gives exactly the tokenizer's ids
+(checked, see ``tokenizer/fast_encoder.py``), else the tokenizer's own Rust batch encoder,
+appends the end-of-document id and writes, per shard, one partial
 dataset per language (or source) with megatron-core's ``IndexedDatasetBuilder``; a shard's
 partials appear atomically together with ``done.json``, so a rerun skips finished shards.
 The partials are then merged (``add_index``) into ``RUN/datasets/<key>.{bin,idx}`` and the
@@ -44,6 +45,7 @@ from bloomkit.data_tooling.tokenizer.corpus import (
     parse_record,
     shard_lines,
 )
+from bloomkit.data_tooling.tokenizer.fast_encoder import batch_encoder
 from bloomkit.data_tooling.tokenizer.train import (
     eod_id_of,
     load_tokenizer,
@@ -74,6 +76,9 @@ class TokenizeConfig(Section):
     """The model's tensor-parallel size: its vocabulary is padded to a multiple of 128 × this."""
     model_vocab_size: Annotated[int, Field(gt=0)] | None = None
     """The model's padded vocabulary size: refuse a tokenizer that does not pad to exactly it."""
+    encoder: Literal["auto", "tokenizers"] = "auto"
+    """``auto``: tiktoken's faster encoder where it is checked to give the same ids, else
+    ``tokenizers``' own (the summary says which and why); ``tokenizers``: always the latter."""
 
 
 def token_dtype(vocab_size: int) -> type[np.number]:
@@ -180,7 +185,7 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker() -> None:
-    """Forked workers inherit ``_STATE`` (tokenizer included) and encode on one thread each:
+    """Forked workers inherit ``_STATE`` (the encoder included) and encode on one thread each:
     the workers already use the cores, tokenizers' thread pool in each would oversubscribe."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
@@ -190,23 +195,30 @@ def _encode_chunk(item: tuple[str, list[tuple[int, bytes]]]) -> dict[str, Any]:
     shard, lines = item
     records = [parse_record(line, f"{shard}:{number}") for number, line in lines]
     texts = [r["text"] for r in records]
-    encodings = _STATE["tokenizer"].encode_batch_fast(texts, add_special_tokens=True)
+    sizes = [_utf8_size(t, f"{shard}:{n}") for t, (n, _) in zip(texts, lines, strict=True)]
     eod, field = _STATE["eod"], _STATE["key"]
     grouped: dict[str, tuple[list[int], list[int], int]] = {}
-    for record, text, encoding in zip(records, texts, encodings, strict=True):
+    for record, size, ids in zip(records, sizes, _STATE["encode"](texts), strict=True):
         key = record.get(field)
         if not isinstance(key, str) or not key:
             raise CorpusError(f"{shard}: document {record.get('id')!r} has no {field!r}")
-        lengths, tokens, size = grouped.setdefault(key, ([], [], 0))
-        ids = encoding.ids
+        lengths, tokens, total = grouped.setdefault(key, ([], [], 0))
         tokens.extend(ids)
         tokens.append(eod)
         lengths.append(len(ids) + 1)
-        grouped[key] = (lengths, tokens, size + len(text.encode("utf-8")))
+        grouped[key] = (lengths, tokens, total + size)
     return {
         key: (np.asarray(lengths, np.int64), np.asarray(tokens, _STATE["dtype"]), size)
         for key, (lengths, tokens, size) in grouped.items()
     }
+
+
+def _utf8_size(text: str, where: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as err:  # a lone surrogate, which JSON's \\uD800 escapes allow
+        bad = err.object[err.start]
+        raise CorpusError(f"{where}: 'text' holds a lone surrogate U+{ord(bad):04X}") from None
 
 
 def _chunks(shard: Path, size: int) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
@@ -311,7 +323,9 @@ def tokenize_corpus(
             "(`bloomkit slurm resubmit RUN --failed`) or tokenize without --merge"
         )
     log.info("tokenizing %d shard(s), %d already done", len(todo), len(shards) - len(todo))
-    _STATE.update(tokenizer=tokenizer, eod=eod, key=config.group_by, dtype=np.dtype(dtype).name)
+    encode, encoder = batch_encoder(tokenizer, config.encoder) if todo else (None, "none needed")
+    log.info("encoder: %s", encoder)
+    _STATE.update(encode=encode, eod=eod, key=config.group_by, dtype=np.dtype(dtype).name)
     if todo and config.workers > 1:
         with multiprocessing.get_context("fork").Pool(config.workers, _init_worker) as pool:
             for shard, part in progress(todo, "tokenize shards"):
@@ -328,6 +342,7 @@ def tokenize_corpus(
             "tasks": task[1],
             "shards": [i for i in range(len(shards)) if i % task[1] == task[0]],
             "encoded": len(todo),
+            "encoder": encoder,
             "encode_seconds": round(encode_seconds, 3),
         }
     vocab_info = {
@@ -354,6 +369,7 @@ def tokenize_corpus(
         "vocab_size": vocab,
         "shards": len(shards),
         "shards_skipped": len(shards) - len(todo),
+        "encoder": encoder,
         "encode_seconds": round(encode_seconds, 3),
         "docs_per_second": round(documents / encode_seconds, 1) if todo else None,
     }

@@ -111,5 +111,6 @@ def tokenize_command(
         for key, row in sorted(summary["datasets"].items())
     ]
     summary_table(f"bloomkit data tokenize — {run_dir}", rows)
-    keys = ("blend", "dtype", "vocab_size", "eod_id", "shards", "shards_skipped", "docs_per_second")
+    keys = ("blend", "dtype", "vocab_size", "eod_id", "shards", "shards_skipped", "encoder",
+            "docs_per_second")  # fmt: skip
     summary_table("tokenize", [{"field": k, "value": summary[k]} for k in keys])

@@ -147,6 +147,31 @@ def test_resume_after_crash_is_byte_identical(setup, tmp_path: Path, monkeypatch
     assert fresh_out == resumed_out
 
 
+def test_both_encoders_write_identical_datasets(setup, tmp_path: Path) -> None:
+    """The default (tiktoken, checked to match) and ``encoder: tokenizers``: the same bytes."""
+    root, _ = setup
+    fast = tokenize_corpus(_config(root, workers=2), RunDir(tmp_path / "fast", "t"))
+    slow = tokenize_corpus(_config(root, encoder="tokenizers"), RunDir(tmp_path / "slow", "t"))
+    assert fast["encoder"] == "tiktoken (same ids, checked)"
+    assert slow["encoder"] == "tokenizers (asked for)"
+    fast_out, slow_out = _outputs(tmp_path / "fast"), _outputs(tmp_path / "slow")
+    fast_out["blend"] = fast_out["blend"].replace(b"/fast/", b"/slow/")
+    assert fast_out == slow_out
+
+
+def test_lone_surrogate_is_named_with_its_line(setup, tmp_path: Path) -> None:
+    """JSON may escape half a surrogate pair (\\ud800); no encoder can take that text."""
+    root, _ = setup
+    shard = tmp_path / "bad.jsonl"
+    shard.write_text('{"text": "ok", "language": "en"}\n{"text": "a\\ud800b", "language": "en"}\n')
+    message = r"bad\.jsonl:2: 'text' holds a lone surrogate U\+D800"
+    for encoder in ("auto", "tokenizers"):
+        with pytest.raises(ValueError, match=message):
+            tokenize_corpus(_config(root, inputs=[shard], workers=1, encoder=encoder),
+                            RunDir(tmp_path / encoder, "t"))  # fmt: skip
+        assert not (tmp_path / encoder / "datasets").exists()
+
+
 def test_large_vocabulary_is_stored_as_int32(setup, tmp_path: Path) -> None:
     """A 70,260-token vocabulary whose 256 byte tokens sit above id 65,535: stored as int32,
     read back exactly (uint16 would wrap every id)."""
