@@ -30,7 +30,8 @@ import torch
 from pydantic import Field, model_validator
 
 from bloomkit.config import Section
-from bloomkit.data_tooling.indexed import VOCAB_FILE, check_index
+from bloomkit.data_tooling.indexed import VOCAB_FILE
+from bloomkit.data_tooling.megatron_format import check_index
 
 
 class DataConfig(Section):

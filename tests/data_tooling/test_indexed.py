@@ -11,12 +11,8 @@ import numpy as np
 import pytest
 
 from bloomkit.data_tooling import indexed
-from bloomkit.data_tooling.indexed import (
-    TokenizeConfig,
-    check_index,
-    token_dtype,
-    tokenize_corpus,
-)
+from bloomkit.data_tooling.indexed import TokenizeConfig, token_dtype, tokenize_corpus
+from bloomkit.data_tooling.megatron_format import check_index
 from bloomkit.data_tooling.tokenizer.train import TokenizerTrainConfig, train_tokenizer
 from bloomkit.rundir import RunDir, sha256_file
 
@@ -300,37 +296,6 @@ def test_group_by_source_with_flattened_weights(setup, tmp_path: Path) -> None:
         assert blend[str(tmp_path / "run" / "datasets" / source)] == pytest.approx(n**0.3 / scale)
     share = tokens["wiki"] / sum(tokens.values())
     assert share < blend[str(tmp_path / "run" / "datasets" / "wiki")] < 1 / 3  # towards uniform
-
-
-def test_builder_loads_without_all_of_megatron_core(tmp_path: Path) -> None:
-    """megatron-core's own builder module, loaded without ``megatron/core/__init__.py``, writes
-    a dataset; a later full ``import megatron.core`` works, shares that module, reads it."""
-    import subprocess
-    import sys
-
-    script = """
-import sys
-from bloomkit.data_tooling.indexed import megatron_indexed
-module = megatron_indexed()
-assert module.__name__ == "megatron.core.datasets.indexed_dataset", module.__name__
-assert "megatron.core" not in sys.modules and "megatron.core.parallel_state" not in sys.modules
-import numpy as np
-builder = module.IndexedDatasetBuilder("d.bin", dtype=np.uint16)
-builder.add_document(np.array([5, 6, 2]), [3])
-builder.finalize("d.idx")
-import megatron.core
-from megatron.core.datasets.gpt_dataset import GPTDataset
-from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
-assert IndexedDatasetBuilder is module.IndexedDatasetBuilder
-data = IndexedDataset("d")  # kept: its tokens are views of its memory map
-assert data[0].tolist() == [5, 6, 2]
-assert megatron.core.parallel_state.get_tensor_model_parallel_world_size
-print(module.__file__)
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=600, cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("megatron/core/datasets/indexed_dataset.py")
 
 
 def test_cli_reports_bad_input_by_name(setup, tmp_path: Path) -> None:
