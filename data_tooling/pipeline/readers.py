@@ -17,18 +17,15 @@ snippet and a reason ``"<file>:<line>: <field>: <what is wrong>"``, and reading 
 from __future__ import annotations
 
 import glob
-import gzip
 import json
 import re
-import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from bloomkit.data_tooling.pipeline.base import Document, Sink
+from bloomkit.data_tooling.pipeline.streams import Truncated, lines
 
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json")
 FILE_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", ".warc", ".warc.gz")
@@ -38,7 +35,6 @@ TEXT_SUFFIXES = (".txt", ".md", ".py", ".java", ".js", ".ts", ".c", ".h", ".cpp"
 """Files that a text folder reads: prose and the source code of BLOOM's languages."""
 HF_PREFIX = "hf://"
 SNIPPET_CHARS = 1000
-_CHUNK = 1 << 20
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -49,15 +45,6 @@ class BadRecord(ValueError):
         super().__init__(f"{field}: {what}")
         self.field = field
         self.what = what
-
-
-class _Truncated(Exception):
-    """The input ended (or broke) inside a compressed stream; ``partial`` is the unfinished line."""
-
-    def __init__(self, what: str, partial: bytes = b""):
-        super().__init__(what)
-        self.what = what
-        self.partial = partial
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +245,7 @@ def _read_jsonl(path: Path, ctx: ReadContext) -> Iterator[Document]:
     file, name = str(path), path.name
     line = records = 0
     try:
-        for line, raw in enumerate(_lines(path), 1):
+        for line, raw in enumerate(lines(path), 1):
             if not raw.strip():
                 continue
             records += 1
@@ -268,7 +255,7 @@ def _read_jsonl(path: Path, ctx: ReadContext) -> Iterator[Document]:
                 yield from ctx.documents([(line, _parse_json_line(raw))], file, name)
             except BadRecord as err:
                 ctx.bad(file, name, line, raw, err.field, err.what)
-    except _Truncated as err:
+    except Truncated as err:
         ctx.bad(file, name, line + 1, err.partial, "file", err.what)
         return
     if records == 0:
@@ -301,69 +288,6 @@ def _field_with_bad_bytes(raw: bytes) -> str | None:
     return next(
         (k for k, v in record.items() if "\ufffd" in json.dumps(v, ensure_ascii=False)), None
     )
-
-
-def _lines(path: Path) -> Iterator[bytes]:
-    """Stream the lines of a (possibly compressed) file without holding the file in memory."""
-    pieces: list[bytes] = []
-    try:
-        for block in _chunks(path):
-            parts = block.split(b"\n")
-            if len(parts) > 1:
-                yield b"".join([*pieces, parts[0]])
-                yield from parts[1:-1]
-                pieces = []
-            if parts[-1]:
-                pieces.append(parts[-1])
-    except _Truncated as err:
-        err.partial = b"".join(pieces)
-        raise
-    if pieces:
-        yield b"".join(pieces)
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        if path.name.endswith(".gz"):
-            yield from _gzip_chunks(handle)
-        elif path.name.endswith(".zst"):
-            yield from _zstd_chunks(handle)
-        else:
-            while block := handle.read(_CHUNK):
-                yield block
-
-
-def _gzip_chunks(handle: Any) -> Iterator[bytes]:
-    stream = gzip.GzipFile(fileobj=handle)
-    try:
-        while block := stream.read1(_CHUNK):
-            yield block
-    except EOFError:
-        raise _Truncated("truncated gzip stream (ends before its end marker)") from None
-    except (OSError, zlib.error) as err:
-        raise _Truncated(f"corrupt gzip stream ({err})") from None
-
-
-def _zstd_chunks(handle: Any) -> Iterator[bytes]:
-    """Decompress every frame of a zstd file; a file ending inside a frame is truncated."""
-    decompressor = zstandard.ZstdDecompressor()
-    stream = decompressor.decompressobj()
-    in_frame = False
-    try:
-        while block := handle.read(_CHUNK):
-            while block:
-                in_frame = True
-                if out := stream.decompress(block):
-                    yield out
-                block = b""
-                if stream.eof:
-                    in_frame = False
-                    block = stream.unused_data
-                    stream = decompressor.decompressobj()
-    except zstandard.ZstdError as err:
-        raise _Truncated(f"corrupt zstd stream ({err})") from None
-    if in_frame:
-        raise _Truncated("truncated zstd stream (ends inside a frame)")
 
 
 # --------------------------------------------------------------------------- tables
