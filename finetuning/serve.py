@@ -30,22 +30,24 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from bloomkit.config import Section
+from bloomkit.finetuning.openai_api import (
+    COMPLETIONS_DEFAULT_MAX_TOKENS,
+    APIError,
+    BaseRequest,
+    ChatRequest,
+    CompletionRequest,
+)
 from bloomkit.finetuning.textgen import Piece, Sampling, TextGenerator
-
-COMPLETIONS_DEFAULT_MAX_TOKENS = 16
-"""OpenAI's default ``max_tokens`` for ``/v1/completions`` (chat defaults to the limit)."""
-MAX_LOGPROBS = 5
-"""OpenAI's largest ``logprobs`` for ``/v1/completions``."""
 
 
 class ServeConfig(Section):
@@ -70,80 +72,6 @@ class ServeConfig(Section):
     """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` …"""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """``auto``: bfloat16 on CUDA, float32 on CPU."""
-
-
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    n: int = Field(1, ge=1)
-    stop: str | Annotated[list[str], Field(max_length=16)] | None = None
-    seed: int | None = None
-    stream: bool = False
-    stream_options: dict[Literal["include_usage"], bool] | None = None
-    user: str | None = None
-
-
-_TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-
-
-class CompletionRequest(_Request):
-    prompt: str | list[str] | _TokenIds | Annotated[list[_TokenIds], Field(min_length=1)] = Field(
-        min_length=1
-    )
-    """Text, texts, token ids or lists of token ids."""
-    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
-    echo: bool = False
-
-
-class _TextPart(BaseModel):
-    type: Literal["text"]
-    text: str
-
-
-class _Message(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str | list[_TextPart]
-
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content)
-
-
-class ChatRequest(_Request):
-    messages: list[_Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    """The newer name of ``max_tokens`` in OpenAI's chat API."""
-
-
-class APIError(Exception):
-    """An error answered as OpenAI's error body with ``status``."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        kind: str = "invalid_request_error",
-    ):
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = (
-            status,
-            message,
-            param,
-            code,
-            kind,
-        )
-
-    def response(self) -> JSONResponse:
-        body = {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
-        return JSONResponse({"error": body}, status_code=self.status)
 
 
 def _sse(payload: dict[str, Any] | str) -> str:
@@ -173,7 +101,7 @@ class _Server:
                 code="invalid_api_key",
             )
 
-    async def read(self, request: Request, schema: type[_Request]) -> Any:
+    async def read(self, request: Request, schema: type[BaseRequest]) -> Any:
         """The body as ``schema``: 401 without the key, 413 when too large, 400 when invalid."""
         self.check_key(request)
         limit = self.config.max_request_bytes
@@ -203,7 +131,7 @@ class _Server:
             )
         return parsed
 
-    def sampling(self, req: _Request, prompts: int, default_max_tokens: int) -> Sampling:
+    def sampling(self, req: BaseRequest, prompts: int, default_max_tokens: int) -> Sampling:
         cfg = self.config
         asked = req.max_tokens or getattr(req, "max_completion_tokens", None)
         max_tokens = asked or min(default_max_tokens, cfg.max_tokens_limit)
@@ -285,7 +213,7 @@ def _logprobs_body(piece: Piece) -> dict[str, Any] | None:
 
 async def _answer(
     server: _Server,
-    req: _Request,
+    req: BaseRequest,
     prompts: list[list[int]],
     sampling: Sampling,
     chat: bool,
