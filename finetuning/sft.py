@@ -112,7 +112,8 @@ class SFTConfig(Section):
         return self
 
 
-RUN_FIELDS = ("seq_length", "attention_backend", "hidden_dropout", "attention_dropout")
+RUN_FIELDS = ("seq_length", "attention_backend", "hidden_dropout", "attention_dropout",
+              "recompute", "recompute_num_layers")  # fmt: skip
 """Model fields that belong to the run, not to the start model's weights."""
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 

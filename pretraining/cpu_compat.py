@@ -30,7 +30,8 @@ set_rng_state``)                          which is the one CPU dropout draws fro
 
 Not mapped (and not needed by bloomkit on CPU): fused kernels (apex, Transformer Engine — the
 local spec is used), megatron's optimizer wrappers (they require CUDA tensors; the trainer uses
-a torch optimizer on CPU, see ``train.py``), CUDA graphs, activation recomputation.
+a torch optimizer on CPU, see ``train.py``), CUDA graphs. Activation recomputation needs
+nothing more: its rerun restores the RNG states through the tracker and generators above.
 """
 
 from __future__ import annotations

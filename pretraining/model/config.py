@@ -56,6 +56,14 @@ class BloomModelConfig(Section):
     """``local``: explicit ALiBi softmax (the reference); ``sdpa``: torch
     ``scaled_dot_product_attention`` with the ALiBi bias as mask, which runs a fused kernel on GPU
     (same result, checked in the tests)."""
+    recompute: Literal["none", "selective", "full"] = "none"
+    """Activation recomputation (Megatron-LM's ``--recompute-granularity``), memory for compute:
+    ``full`` keeps only the input of every ``recompute_num_layers`` layers and reruns them in
+    the backward pass (BLOOM-176B trained so); ``selective`` reruns only the attention core
+    (scores, softmax, dropout: the activations that grow with the square of the sequence);
+    ``none`` keeps every activation. Dropout draws the same masks when rerun."""
+    recompute_num_layers: Annotated[int, Field(ge=1)] = 1
+    """``full``: layers per recomputed chunk (Megatron's ``uniform`` method)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -12,6 +12,7 @@ Only local megatron-core modules are used (no Transformer Engine), so the same s
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import torch
 from megatron.core import tensor_parallel
@@ -106,7 +107,18 @@ def transformer_config(
         use_cpu_initialization=not cuda,
         attention_softmax_in_fp32=True,
         batch_p2p_comm=cuda,  # gloo has no batched isend/irecv: CPU sends one by one
+        **_recompute(model),
     )
+
+
+def _recompute(model: BloomModelConfig) -> dict[str, Any]:
+    """megatron-core's recomputation fields for ``model.recompute``."""
+    if model.recompute == "full":
+        return {"recompute_granularity": "full", "recompute_method": "uniform",
+                "recompute_num_layers": model.recompute_num_layers}  # fmt: skip
+    if model.recompute == "selective":
+        return {"recompute_granularity": "selective", "recompute_modules": ["core_attn"]}
+    return {}
 
 
 class BloomEmbedding(MegatronModule):

@@ -143,12 +143,12 @@ def test_second_call_resumes_without_training(sft_run):
 def test_start_from_a_bloomkit_checkpoint_takes_its_shapes(sft_run):
     checkpoint = sft_run["run"] / "checkpoints" / f"step-{STEPS}"
     config = SFTConfig.model_validate(
-        {"init_from": str(checkpoint), "model": {"seq_length": 64},
+        {"init_from": str(checkpoint), "model": {"seq_length": 64, "recompute": "full"},
          "data": {"sources": [{"path": "x.jsonl"}]}}
     )  # fmt: skip
     model = resolve_model(config)
     assert (model.hidden_size, model.num_layers, model.vocab_size) == (64, 2, 512)
-    assert model.seq_length == 64
+    assert model.seq_length == 64 and model.recompute == "full"  # the run's, not the start's
     assert resolve_tokenizer(config).vocab_size == 256  # no tokenizer in a checkpoint: bytes
 
 

@@ -22,6 +22,8 @@ PUBLISHED = {
     "bloom-7b1": (512, (192, 32, 9_765_625), 1.2e-4, 1e-5),
     "bloom-176b": (2048, (192, 16, 9_765_625), 6.0e-5, 6e-6),
 }
+CHECKPOINT_ACTIVATIONS = {"bloom-1b7", "bloom-3b", "bloom-7b1", "bloom-176b"}
+"""The sizes whose BigScience script passes --checkpoint-activations (full, one layer a chunk)."""
 NODES = re.compile(r"on (one|\d+) nodes? of (\d+) GPUs")
 PROCESSES = re.compile(
     r"tensor_parallel (\d+) × pipeline_parallel (\d+) × data_parallel (\d+) = (\d+) GPUs"
@@ -56,6 +58,8 @@ def test_config_carries_bigscience_hyperparameters(repo_root, name):
     m, o, t = config.model, config.optim, config.train
     assert m.preset == name and m.seq_length == 2048 and m.init_method_std == 0.0048
     assert (t.global_batch_size, t.rampup_batch_size) == (global_batch, rampup)
+    assert m.recompute == ("full" if name in CHECKPOINT_ACTIVATIONS else "none")
+    assert m.recompute_num_layers == 1
     assert o.lr == lr and o.lr * o.min_lr_ratio == pytest.approx(min_lr, rel=1e-9)
     assert (o.warmup_samples, o.decay_samples) == (183_105, 200_000_000)
     schedule = BatchSchedule(
