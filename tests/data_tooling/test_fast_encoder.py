@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,8 @@ def test_same_ids_on_46_languages_and_special_tokens(trained: Tokenizer, shared_
     for lang in language_codes():
         texts += [r["text"] for r in read_tsv(shared_data / "sib200" / lang / "dev.tsv")]
     texts += ["</s>", "a</s>b<s><pad>", "<unk><s>x</s >", "  <s>\n\n</s>  "]
+    rng = random.Random(0)  # and one 200,000-letter word
+    texts.append("".join(rng.choice(string.ascii_letters + "éß") for _ in range(200_000)))
     for name, tokenizer in pre_tokenizer_variants(trained).items():
         encode, _ = batch_encoder(tokenizer, "auto")
         assert encode(texts) == hf_ids(tokenizer, texts), name
