@@ -37,7 +37,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 @app.command()
 def run(
     model: Annotated[
-        Path | None, typer.Option(help="HF model folder, or a checkpoint with --backend megatron.")
+        Path | None,
+        typer.Option(help="HF model folder or hub ORG/NAME; a checkpoint with --backend megatron."),
     ] = None,
     backend: Annotated[
         str | None, typer.Option(help="hf (default), megatron (a checkpoint) or endpoint.")
@@ -46,7 +47,7 @@ def run(
         str | None, typer.Option(help="OpenAI-compatible API root (…/v1) for --backend endpoint.")
     ] = None,
     tokenizer: Annotated[
-        Path | None, typer.Option(help="Tokenizer folder (endpoint and megatron backends).")
+        Path | None, typer.Option(help="Tokenizer folder or hub ORG/NAME (endpoint, megatron).")
     ] = None,
     suite: Annotated[str | None, typer.Option(help="Task group, e.g. bloom46.")] = None,
     tasks: Annotated[
@@ -71,7 +72,7 @@ def run(
     once (the Slurm `eval` stage does this from BLOOMKIT_TASK_ID/BLOOMKIT_NUM_TASKS).
     """
     from bloomkit.eval.array import score_share
-    from bloomkit.eval.runner import EvalConfig, ModelLoadError, run_eval
+    from bloomkit.eval.runner import EvalConfig, ModelLoadError, resolve_hub_names, run_eval
     from bloomkit.eval.tasks import UnknownTaskError
 
     share = array_share(task, num_tasks, merge, tasks_flag="--num-tasks")
@@ -90,6 +91,7 @@ def run(
             given["suite"] = None
         cfg = _validate_or_exit(EvalConfig, given, overrides)
     try:
+        cfg = resolve_hub_names(cfg)
         if share is not None:
             done = score_share(cfg, open_run(run_dir, "eval run", cfg), *share)
             console.print(f"task {share[0]} of {share[1]}: {len(done['units'])} task(s) → "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,8 +38,9 @@ class EvalConfig(Section):
     """What to score, on which data, how."""
 
     model: Path | None = None
-    """``hf``: a Hugging Face model folder (config, weights, tokenizer); ``megatron``: a bloomkit
-    checkpoint (a ``step-N`` folder or an imported one); ``endpoint``: not used."""
+    """``hf``: a Hugging Face model folder (config, weights, tokenizer) or hub name ``ORG/NAME``
+    (its snapshot, from the cache or fetched); ``megatron``: a bloomkit checkpoint (a ``step-N``
+    folder or an imported one); ``endpoint``: not used."""
     backend: Literal["hf", "endpoint", "megatron"] = "hf"
     base_url: str | None = None
     """``endpoint``: the server's OpenAI base URL, e.g. ``http://127.0.0.1:8000/v1``; it must
@@ -48,7 +50,7 @@ class EvalConfig(Section):
     api_key_env: str | None = None
     """``endpoint``: the environment variable holding the API key (the key is never recorded)."""
     tokenizer: Path | None = None
-    """``endpoint`` and ``megatron``: the model's Hugging Face tokenizer folder (token counts)."""
+    """``endpoint`` and ``megatron``: the model's Hugging Face tokenizer folder or hub name."""
     suite: str | None = "bloom46"
     """A group of tasks (``bloom46``, ``sib200``, ``sib200_5shot``, ``flores_bpb``)."""
     tasks: list[str] = Field(default_factory=list)
@@ -115,6 +117,47 @@ class EvalConfig(Section):
 
 class ModelLoadError(ValueError):
     """A model (folder, checkpoint or endpoint) its backend cannot load."""
+
+
+HUB_NAME = re.compile(r"[\w.-]+/[\w.-]+")
+"""``ORG/NAME``: a Hugging Face hub repository (when no such local folder exists)."""
+MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
+"""What a hub model's snapshot needs for lm-eval's ``hf`` model (weights as safetensors)."""
+TOKENIZER_FILES = ["tokenizer*", "special_tokens_map.json", "*.txt", "*.model", "vocab*"]
+
+
+def hub_folder(name: Path, what: Literal["model", "tokenizer"]) -> Path:
+    """The local snapshot of hub repository ``name`` (``ORG/NAME``): the cache's, downloaded
+    first when online (only the files ``what`` needs; ``*.bin`` weights when a model has no
+    safetensors)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    files = MODEL_FILES if what == "model" else TOKENIZER_FILES
+    try:
+        folder = Path(snapshot_download(str(name), allow_patterns=files))
+        if what == "model" and not any(folder.glob("*.safetensors")):
+            folder = Path(snapshot_download(str(name), allow_patterns=[*files, "*.bin"]))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+        raise ModelLoadError(
+            f"{name}: {what} is neither a local folder nor a hub model that can be fetched "
+            f"or found in the cache: {err}"
+        ) from None
+    return folder
+
+
+def resolve_hub_names(config: EvalConfig) -> EvalConfig:
+    """``config`` with a hub name (``ORG/NAME``, no such local folder) in ``model`` (``hf``) or
+    ``tokenizer`` replaced by its snapshot folder, so that files are hashed and recorded."""
+    update: dict[str, Path] = {}
+    fields: list[Literal["model", "tokenizer"]] = ["model", "tokenizer"]
+    for field in fields:
+        value = getattr(config, field)
+        hub_field = field == "tokenizer" or config.backend == "hf"
+        if hub_field and value is not None and not value.exists() \
+                and HUB_NAME.fullmatch(str(value)):  # fmt: skip
+            update[field] = hub_folder(value, field)
+    return config.model_copy(update=update) if update else config
 
 
 def check_model_folder(folder: Path) -> None:

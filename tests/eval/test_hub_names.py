@@ -60,3 +60,51 @@ def test_task_loader_without_a_mirror_reads_the_hub_dataset(hub, tmp_path):
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"test": hub["rows"]}
+
+
+def test_eval_run_scores_a_cached_hub_model_by_name(tiny_bloom, sib200_dir, tmp_path):
+    """``--model ORG/NAME``: its snapshot in the hub cache is scored, hashed and recorded, the
+    scores those of the same folder given by path; a name in no cache is an error naming it."""
+    from tests.hub_cache import cache_model
+
+    snapshot = cache_model(tmp_path / "hub", "bigscience/bloom-tiny-test", tiny_bloom)
+    env = offline_env(tmp_path / "hub")
+    args = ["--suite", "sib200", "--limit", "2", "--data-dir", str(sib200_dir)]
+    by_name = run_bloomkit(["eval", "run", "--model", "bigscience/bloom-tiny-test", *args,
+                            "--run-dir", str(tmp_path / "by-name")], env, tmp_path)  # fmt: skip
+    assert by_name.returncode == 0, by_name.stdout + by_name.stderr
+    by_path = run_bloomkit(["eval", "run", "--model", str(tiny_bloom), *args,
+                            "--run-dir", str(tmp_path / "by-path")], env, tmp_path)  # fmt: skip
+    assert by_path.returncode == 0, by_path.stderr
+    named, direct = (json.loads((tmp_path / run / "results.json").read_text())
+                     for run in ("by-name", "by-path"))  # fmt: skip
+    model, model_by_path = named["provenance"]["model"], direct["provenance"]["model"]
+    assert model["path"] == str(snapshot)
+    assert model["model_files"] == model_by_path["model_files"]  # the same bytes
+    assert model["tokenizer_files"] == model_by_path["tokenizer_files"]
+    assert {k: v["metrics"] for k, v in named["tasks"].items()} == {
+        k: v["metrics"] for k, v in direct["tasks"].items()
+    }
+    missing = run_bloomkit(["eval", "run", "--model", "nobody/missing", *args, "--run-dir",
+                            str(tmp_path / "missing")], env, tmp_path)  # fmt: skip
+    assert missing.returncode == 2
+    assert "nobody/missing: model is neither a local folder nor a hub model" in " ".join(
+        missing.stderr.split()
+    )
+
+
+def test_tokenizer_by_hub_name_resolves_to_its_snapshot(tiny_bloom, tmp_path):
+    """``tokenizer: ORG/NAME`` (megatron and endpoint backends) → the cached snapshot folder."""
+    from tests.hub_cache import cache_model
+
+    snapshot = cache_model(tmp_path / "hub", "bigscience/tokenizer-test", tiny_bloom)
+    code = (
+        "from bloomkit.eval.runner import EvalConfig, resolve_hub_names; "
+        f"config = EvalConfig(backend='megatron', model={str(tmp_path)!r}, "
+        "tokenizer='bigscience/tokenizer-test'); "
+        "print(resolve_hub_names(config).tokenizer)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=offline_env(tmp_path / "hub"),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(snapshot)
