@@ -40,8 +40,11 @@ from bloomkit.finetuning.sft import (
     _sample_generation,
     is_checkpoint,
     resolve_tokenizer,
+    save_tuned_tokenizer,
+    training_template,
 )
 from bloomkit.finetuning.sft_data import HFTokenizer, Tokenizer, prepare_sft_data
+from bloomkit.finetuning.templates import PromptTemplate
 from bloomkit.pretraining.data import PackedDataset
 from bloomkit.pretraining.early_stopping import EarlyStopping, EarlyStoppingConfig
 from bloomkit.pretraining.optim import OptimConfig, learning_rate, param_groups
@@ -281,12 +284,15 @@ def model_card(config: LoRAConfig, summary: dict[str, Any], languages: list[str]
     ])  # fmt: skip
 
 
-def export_merged(merged: Any, out: Path, tokenizer: Tokenizer, card: str) -> Path:
-    """``out``: the merged ``BloomForCausalLM``, its tokenizer, README.md and LICENSE-RAIL."""
+def export_merged(
+    merged: Any, out: Path, tokenizer: Tokenizer, template: PromptTemplate, card: str
+) -> Path:
+    """``out``: the merged ``BloomForCausalLM``, its tokenizer (``template`` as its chat
+    template), README.md and LICENSE-RAIL."""
     with atomic_path(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         if isinstance(tokenizer, HFTokenizer):
-            tokenizer.tokenizer.save_pretrained(tmp)
+            save_tuned_tokenizer(tokenizer, template, tmp)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         licence = resources.files("bloomkit") / "LICENSE-RAIL"
         (tmp / "LICENSE-RAIL").write_text(licence.read_text(encoding="utf-8"), encoding="utf-8")
@@ -334,7 +340,8 @@ def finetune_lora(config: LoRAConfig, run: RunDir) -> dict[str, Any]:
         data={k: v for k, v in report.items() if k != "problems"},
     )  # fmt: skip
     languages = sorted(k for k in report["per_language"] if k != "mul")
-    export_merged(merged, out / "hf", tokenizer, model_card(config, summary, languages))
+    card = model_card(config, summary, languages)
+    export_merged(merged, out / "hf", tokenizer, training_template(config.data), card)
     summary.update(hf=str(out / "hf"), adapter=str(out / "adapter"),
                    generation=_sample_generation(config, out / "hf", tokenizer))  # fmt: skip
     atomic_write_json(out / "summary.json", summary)

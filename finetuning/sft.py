@@ -269,7 +269,7 @@ def _export(
         tokenizer_dir = None
         if isinstance(tokenizer, HFTokenizer):
             tokenizer_dir = out / "tokenizer"
-            tokenizer.tokenizer.save_pretrained(tokenizer_dir)
+            save_tuned_tokenizer(tokenizer, training_template(config.data), tokenizer_dir)
         languages = sorted(k for k in report["per_language"] if k != "mul")
         export_hf(checkpoint, folder, tokenizer=tokenizer_dir, languages=languages)
     return {"hf": str(folder), "generation": _sample_generation(config, folder, tokenizer)}
@@ -295,9 +295,20 @@ def generate(folder: Path, tokenizer: Tokenizer, prompt: str, max_new_tokens: in
     return tokenizer.decode(output[0, ids.size(1) :].tolist())
 
 
+def training_template(data: SFTDataConfig) -> PromptTemplate:
+    """The first source's template: the tuned model's chat template and sample prompt."""
+    return resolve_template(data.sources[0].template, data.templates)
+
+
+def save_tuned_tokenizer(tokenizer: HFTokenizer, template: PromptTemplate, folder: Path) -> None:
+    """The tokenizer, with ``template`` as its chat template (the prompts it was tuned on)."""
+    tokenizer.tokenizer.chat_template = template.chat_template()
+    tokenizer.tokenizer.save_pretrained(folder)
+
+
 def _sample_generation(config: SFTConfig, folder: Path, tokenizer: Tokenizer) -> dict[str, str]:
     """The first source's template applied to a fixed instruction, and the model's answer."""
-    template = resolve_template(config.data.sources[0].template, config.data.templates)
+    template = training_template(config.data)
     instruction = "Give three tips for staying healthy."
     prompt = template.segments(Example(messages=[("user", instruction), ("assistant", "")]))
     text = prompt[0][0]

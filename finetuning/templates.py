@@ -16,6 +16,7 @@ Worked example (``alpaca``, no input)::
 from __future__ import annotations
 
 import difflib
+import json
 from functools import cache
 from pathlib import Path
 
@@ -45,6 +46,32 @@ class PromptTemplate(Section):
     """A system turn (not trained)."""
     response_suffix: str = ""
     """Appended to every assistant turn and trained on (Dolly: ``"\\n\\n### End"``)."""
+
+    def chat_template(self) -> str:
+        """This layout as a Jinja chat template (``tokenizer.chat_template``), exported with a
+        tuned model so that ``apply_chat_template`` — in transformers, ``bloomkit serve``, vLLM,
+        lm-eval's ``--apply_chat_template`` — writes the prompts it was trained on: a
+        conversation renders as the joined :meth:`segments` and then ``eos_token`` after a
+        final assistant turn, as training tokenized it; the generation prompt is the user
+        layout's own (it already ends in the response marker)."""
+
+        def text(value: str) -> str:  # a Jinja string literal
+            return json.dumps(value, ensure_ascii=False)
+
+        def around(layout: str, field: str) -> str:  # layout with the message in place
+            before, _, after = layout.format(**{field: "\0"}, input="").partition("\0")
+            return f"{{{{ {text(before)} + message['content'] + {text(after)} }}}}"
+
+        return (
+            "{%- set ns = namespace(first=true) -%}{%- for message in messages -%}"
+            "{%- if message['role'] == 'system' -%}" + around(self.system, "content")
+            + "{%- elif message['role'] == 'user' -%}{%- if ns.first -%}"
+            + around(self.prompt, "instruction")
+            + "{%- else -%}" + around(self.turn or self.prompt, "instruction")
+            + "{%- endif -%}{%- set ns.first = false -%}{%- else -%}"
+            + f"{{{{ message['content'] + {text(self.response_suffix)} }}}}"
+            + "{%- if loop.last -%}{{ eos_token }}{%- endif -%}{%- endif -%}{%- endfor -%}"
+        )  # fmt: skip
 
     def segments(self, example: Example) -> list[tuple[str, bool]]:
         """The example as ``(text, trained)`` segments (see the module doc)."""

@@ -109,6 +109,8 @@ def test_merged_export_loads_without_peft_and_matches_it(lora_run, tiny_bloom):
     ).eval()
     tokenizer = AutoTokenizer.from_pretrained(hf)
     prompt = lora_run["summary"]["generation"]["prompt"]
+    chat = [{"role": "user", "content": "Give three tips for staying healthy."}]
+    assert tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == prompt
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         diff = (merged(**ids).logits - unmerged(**ids).logits).abs().max()

@@ -121,6 +121,8 @@ def test_export_loads_generates_and_beats_the_start_model(sft_run, tiny_bloom):
     print(f"held-out response loss: start model {before:.3f} → tuned {after:.3f}")
     assert after < before - 0.5
     prompt = sft_run["summary"]["generation"]["prompt"]
+    chat = [{"role": "user", "content": "Give three tips for staying healthy."}]
+    assert tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == prompt
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
     out = tuned.generate(
         **ids, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.eos_token_id
