@@ -62,6 +62,7 @@ def reproduce_command(
     metadata: dict[str, Any],
     limit: int | None,
     num_fewshot: int | None,
+    apply_chat_template: bool = False,
     batch_size: int,
     device: str,
     seeds: dict[str, int],
@@ -84,6 +85,8 @@ def reproduce_command(
         args += ["--limit", str(limit)]
     if num_fewshot is not None:
         args += ["--num_fewshot", str(num_fewshot)]
+    if apply_chat_template:
+        args.append("--apply_chat_template")
     return shlex.join(args)
 
 

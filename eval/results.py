@@ -94,6 +94,8 @@ class Provenance(_Record):
     split: str
     limit: int | None
     num_fewshot: int | None
+    apply_chat_template: bool = False
+    """Prompts went through the model's chat template (lm-eval's ``--apply_chat_template``)."""
     seeds: dict[str, int]
     """random, numpy, torch and fewshot seeds passed to lm-eval."""
     batch_size: int

@@ -10,6 +10,7 @@ while the rest are scored, and a sealed :class:`~bloomkit.eval.results.EvalResul
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -63,6 +64,9 @@ class EvalConfig(Section):
     """At most this many documents per task and language (for tests and demos only)."""
     num_fewshot: Annotated[int, Field(ge=0)] | None = None
     """Override every task's shot count (null: each task's own, e.g. 0 or 5)."""
+    apply_chat_template: bool = False
+    """``hf``: prompt through the model's chat template (lm-eval's ``--apply_chat_template``),
+    for instruction-tuned models; bloomkit's SFT and LoRA exports carry their training one."""
     mirror_dir: Path | None = None
     """bloom-classic tasks: the folder ``bloomkit eval mirror`` wrote; null: the
     ``BLOOMKIT_MIRROR_DIR`` environment variable, else the Hugging Face hub."""
@@ -87,6 +91,8 @@ class EvalConfig(Section):
             raise ValueError(f"backend {self.backend} needs {' and '.join(absent)}")
         if self.backend != "megatron" and self.tensor_parallel * self.pipeline_parallel > 1:
             raise ValueError("tensor_parallel and pipeline_parallel apply to backend megatron")
+        if self.apply_chat_template and self.backend != "hf":
+            raise ValueError("apply_chat_template applies to backend hf")
         return self
 
     @property
@@ -168,10 +174,23 @@ def check_model_folder(folder: Path) -> None:
         raise ModelLoadError(f"{folder}: no config.json; expected a Hugging Face model folder")
 
 
+def has_chat_template(folder: Path) -> bool:
+    """Whether a Hugging Face folder's tokenizer carries a chat template."""
+    if (folder / "chat_template.jinja").is_file():
+        return True
+    config = folder / "tokenizer_config.json"
+    return config.is_file() and bool(json.loads(config.read_text("utf-8")).get("chat_template"))
+
+
 def check_model(config: EvalConfig) -> None:
     """Fail fast on what the backend cannot read: the model folder, checkpoint or tokenizer."""
     if config.backend == "hf":
         check_model_folder(config.model)
+        if config.apply_chat_template and not has_chat_template(config.model):
+            raise ModelLoadError(
+                f"{config.model}: no chat template (chat_template.jinja, or chat_template in "
+                "tokenizer_config.json); score it without apply_chat_template"
+            )
         return
     if config.backend == "megatron" and not (config.model / "bloomkit.json").is_file():
         raise ModelLoadError(f"{config.model}: no bloomkit.json; expected a bloomkit checkpoint")
@@ -251,6 +270,7 @@ def reproduce(config: EvalConfig, the_plan: Plan) -> str:
         metadata=config.task_metadata,
         limit=config.limit,
         num_fewshot=config.num_fewshot,
+        apply_chat_template=config.apply_chat_template,
         batch_size=config.batch_size,
         device=config.device,
         seeds=LM_EVAL_SEEDS | {"fewshot": config.fewshot_seed},
@@ -291,6 +311,7 @@ def evaluate(config: EvalConfig) -> EvalResults:
             batch_size=config.batch_size,
             device=config.device,
             limit=config.limit,
+            apply_chat_template=config.apply_chat_template,
             log_samples=True,
             task_manager=manager,
             random_seed=seeds["random"],
@@ -325,6 +346,7 @@ def evaluate(config: EvalConfig) -> EvalResults:
         split=config.split,
         limit=config.limit,
         num_fewshot=config.num_fewshot,
+        apply_chat_template=config.apply_chat_template,
         seeds=seeds,
         batch_size=config.batch_size,
         device=config.device,

@@ -90,3 +90,44 @@ def test_demo_config_is_valid(repo_root):
     config = load_config(EvalConfig, repo_root / "configs/eval/demo.yaml", ["model=/m"])
     assert config.suite == "bloom46" and config.limit == 10 and config.data_dir is None
     assert (config.resolved_data_dir / "zht" / "dev.tsv").is_file()
+
+
+def test_apply_chat_template_prompts_through_the_models_template(
+    tiny_bloom, sib200_dir, tmp_path, monkeypatch
+):
+    """An instruction-tuned model (its tokenizer carries the alpaca layout, as bloomkit's SFT
+    export writes it) is prompted through that template, and the record says so."""
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoTokenizer
+
+    from bloomkit.finetuning.templates import resolve_template
+
+    tuned = tmp_path / "tuned"
+    shutil.copytree(tiny_bloom, tuned)
+    config = EvalConfig(model=tuned, suite=None, tasks=["sib200_en"], limit=3,
+                        data_dir=sib200_dir, apply_chat_template=True)  # fmt: skip
+    with pytest.raises(ModelLoadError, match="tuned: no chat template"):
+        evaluate(config)
+    result = subprocess.run(
+        [BLOOMKIT, "eval", "run", "--model", str(tuned), "--apply-chat-template",
+         "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and "no chat template" in result.stderr
+    tokenizer = AutoTokenizer.from_pretrained(tuned)
+    tokenizer.chat_template = resolve_template("alpaca").chat_template()
+    tokenizer.save_pretrained(tuned)
+    prompts: list[str] = []
+    original = HFLM.apply_chat_template
+
+    def recorded(self, chat_history, add_generation_prompt=True):
+        prompts.append(original(self, chat_history, add_generation_prompt))
+        return prompts[-1]
+
+    monkeypatch.setattr(HFLM, "apply_chat_template", recorded)
+    results = evaluate(config)
+    assert len(prompts) == 3 and all("### Instruction:\n" in p for p in prompts)
+    assert results.provenance.apply_chat_template
+    assert results.provenance.reproduce.endswith("--apply_chat_template")
+    with pytest.raises(ValueError, match="apply_chat_template applies to backend hf"):
+        EvalConfig(backend="megatron", model=tuned, tokenizer=tuned, apply_chat_template=True)
