@@ -41,6 +41,9 @@ class ParallelConfig(Section):
     """DP: model replicas, each on its own slice of the global batch."""
     sequence_parallel: bool = False
     """Split LayerNorm/dropout activations along the sequence in TP regions (GPU only, tp > 1)."""
+    overlap_grad_reduce: bool = False
+    """DP: all-reduce each gradient bucket as soon as the backward pass has filled it, while
+    the rest of the backward runs (Megatron-LM's ``--overlap-grad-reduce``); same gradients."""
 
     @model_validator(mode="after")
     def _sequence_parallel_needs_tp(self) -> ParallelConfig:

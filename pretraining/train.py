@@ -145,7 +145,9 @@ def _build(config: PretrainConfig, cuda: bool, bf16: bool) -> tuple[Any, Any]:
     ddp = DistributedDataParallel(
         config=model.config,
         ddp_config=DistributedDataParallelConfig(
-            grad_reduce_in_fp32=True, overlap_grad_reduce=False, use_distributed_optimizer=cuda
+            grad_reduce_in_fp32=True,
+            overlap_grad_reduce=config.parallel.overlap_grad_reduce,
+            use_distributed_optimizer=cuda,
         ),
         module=model,
     )
