@@ -50,6 +50,8 @@ from bloomkit.data_tooling.tokenizer.train import (
 from bloomkit.rundir import RunDir, atomic_path, atomic_write_json, sha256_file
 
 DONE = "done.json"
+ALL = "all"
+"""The one dataset's name when ``group_by`` is null."""
 VOCAB_FILE = "vocab.json"
 
 
@@ -60,8 +62,11 @@ class TokenizeConfig(Section):
     """Corpus shards (``.jsonl[.gz|.zst]``) or folders of them."""
     tokenizer: Path
     """A tokenizer folder (``bloomkit data tokenizer train`` writes ``RUN/tokenizer``)."""
-    group_by: Literal["language", "source"] = "language"
-    """One dataset per value of this record field."""
+    text_field: str = "text"
+    """The record field holding the document (Megatron-LM's ``--json-keys``)."""
+    group_by: Literal["language", "source"] | None = "language"
+    """One dataset per value of this record field; ``null``: one dataset, ``all``, of every
+    document (records then need no such field, as for Megatron-LM's preprocess_data.py)."""
     workers: Annotated[int, Field(ge=1)] = 2
     """Encoding processes (1 = in this process)."""
     batch_docs: Annotated[int, Field(ge=1)] = 512
@@ -110,15 +115,15 @@ def _init_worker() -> None:
 def _encode_chunk(item: tuple[str, list[tuple[int, bytes]]]) -> dict[str, Any]:
     """Parse and encode one chunk of lines: ``{key: (lengths, tokens, bytes)}`` in input order."""
     shard, lines = item
-    records = [parse_record(line, f"{shard}:{number}") for number, line in lines]
-    texts = [r["text"] for r in records]
-    sizes = [_utf8_size(t, f"{shard}:{n}") for t, (n, _) in zip(texts, lines, strict=True)]
-    eod, field = _STATE["eod"], _STATE["key"]
+    text, group = _STATE["text_field"], _STATE["group_by"]
+    fields = (text, group) if group else (text,)
+    records = [parse_record(line, f"{shard}:{number}", fields) for number, line in lines]
+    texts = [r[text] for r in records]
+    sizes = [_utf8_size(t, f"{shard}:{n}", text) for t, (n, _) in zip(texts, lines, strict=True)]
+    eod = _STATE["eod"]
     grouped: dict[str, tuple[list[int], list[int], int]] = {}
     for record, size, ids in zip(records, sizes, _STATE["encode"](texts), strict=True):
-        key = record.get(field)
-        if not isinstance(key, str) or not key:
-            raise CorpusError(f"{shard}: document {record.get('id')!r} has no {field!r}")
+        key = record[group] if group else ALL
         lengths, tokens, total = grouped.setdefault(key, ([], [], 0))
         tokens.extend(ids)
         tokens.append(eod)
@@ -130,12 +135,12 @@ def _encode_chunk(item: tuple[str, list[tuple[int, bytes]]]) -> dict[str, Any]:
     }
 
 
-def _utf8_size(text: str, where: str) -> int:
+def _utf8_size(text: str, where: str, field: str) -> int:
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError as err:  # a lone surrogate, which JSON's \\uD800 escapes allow
         bad = err.object[err.start]
-        raise CorpusError(f"{where}: 'text' holds a lone surrogate U+{ord(bad):04X}") from None
+        raise CorpusError(f"{where}: {field!r} holds a lone surrogate U+{ord(bad):04X}") from None
 
 
 def _chunks(shard: Path, size: int) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
@@ -193,7 +198,8 @@ def _write_shard(shard: Path, out: Path, results: Iterator[dict[str, Any]], dtyp
 
 def _shard_fingerprint(shard: Path, tokenizer_hash: str, config: TokenizeConfig) -> str:
     stat = shard.stat()
-    blob = f"{shard.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{tokenizer_hash}|{config.group_by}"
+    blob = (f"{shard.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{tokenizer_hash}|"
+            f"{config.group_by}|{config.text_field}")  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -242,7 +248,8 @@ def tokenize_corpus(
     log.info("tokenizing %d shard(s), %d already done", len(todo), len(shards) - len(todo))
     encode, encoder = batch_encoder(tokenizer, config.encoder) if todo else (None, "none needed")
     log.info("encoder: %s", encoder)
-    _STATE.update(encode=encode, eod=eod, key=config.group_by, dtype=np.dtype(dtype).name)
+    _STATE.update(encode=encode, eod=eod, text_field=config.text_field, group_by=config.group_by,
+                  dtype=np.dtype(dtype).name)  # fmt: skip
     if todo and config.workers > 1:
         with multiprocessing.get_context("fork").Pool(config.workers, _init_worker) as pool:
             for shard, part in progress(todo, "tokenize shards"):

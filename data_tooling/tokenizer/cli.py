@@ -107,7 +107,7 @@ def tokenize_command(
         typer.echo(f"task {task} of {tasks}: shards {summary['shards']} encoded")
         return
     rows = [
-        {cfg.group_by: key, **{k: v for k, v in row.items() if k != "name"}}
+        {cfg.group_by or "dataset": key, **{k: v for k, v in row.items() if k != "name"}}
         for key, row in sorted(summary["datasets"].items())
     ]
     summary_table(f"bloomkit data tokenize — {run_dir}", rows)

@@ -80,15 +80,17 @@ def shard_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def parse_record(line: bytes, where: str) -> dict[str, Any]:
-    """One corpus record, checked: an object with a string ``text`` and ``language``."""
+def parse_record(
+    line: bytes, where: str, fields: tuple[str, ...] = ("text", "language")
+) -> dict[str, Any]:
+    """One corpus record, checked: an object with a non-empty string in each of ``fields``."""
     try:
         record = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CorpusError(f"{where}: not valid JSON ({err})") from None
     if not isinstance(record, dict):
         raise CorpusError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    for key in ("text", "language"):
+    for key in fields:
         if not isinstance(record.get(key), str) or not record[key]:
             raise CorpusError(f"{where}: missing or empty {key!r} (a non-empty string)")
     return record

@@ -168,6 +168,29 @@ def test_lone_surrogate_is_named_with_its_line(setup, tmp_path: Path) -> None:
         assert not (tmp_path / encoder / "datasets").exists()
 
 
+def test_plain_jsonl_with_another_text_field_makes_one_dataset(setup, tmp_path: Path) -> None:
+    """As Megatron-LM's preprocess_data.py takes it: ``{"content": ...}`` lines, no language;
+    ``text_field: content`` and ``group_by: null`` give one dataset, ``all``, in input order."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+    from tokenizers import Tokenizer
+
+    root, records = setup
+    shard = tmp_path / "plain.jsonl"
+    texts = [r["text"] for r in records[:40]]
+    shard.write_text("".join(json.dumps({"content": t}) + "\n" for t in texts), encoding="utf-8")
+    config = _config(root, inputs=[shard], text_field="content", group_by=None)
+    summary = tokenize_corpus(config, RunDir(tmp_path / "run", "t"))
+    assert list(summary["datasets"]) == ["all"]
+    blend = json.loads((tmp_path / "run" / "blend.json").read_text())
+    assert blend == {str(tmp_path / "run" / "datasets" / "all"): 1.0}
+    tok = Tokenizer.from_file(str(root / "tok" / "tokenizer" / "tokenizer.json"))
+    data = IndexedDataset(str(tmp_path / "run" / "datasets" / "all"))
+    assert [data[i].tolist() for i in range(len(data))] == [[*tok.encode(t).ids, 2] for t in texts]
+    shard.write_text(json.dumps({"content": "ok"}) + "\n" + json.dumps({"text": "x"}) + "\n")
+    with pytest.raises(ValueError, match=r"plain\.jsonl:2: missing or empty 'content'"):
+        tokenize_corpus(config, RunDir(tmp_path / "bad", "t"))
+
+
 def test_large_vocabulary_is_stored_as_int32(setup, tmp_path: Path) -> None:
     """A 70,260-token vocabulary whose 256 byte tokens sit above id 65,535: stored as int32,
     read back exactly (uint16 would wrap every id)."""
