@@ -198,8 +198,9 @@ def _write_shard(shard: Path, out: Path, results: Iterator[dict[str, Any]], dtyp
 
 def _shard_fingerprint(shard: Path, tokenizer_hash: str, config: TokenizeConfig) -> str:
     stat = shard.stat()
-    blob = (f"{shard.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{tokenizer_hash}|"
-            f"{config.group_by}|{config.text_field}")  # fmt: skip
+    blob = f"{shard.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{tokenizer_hash}|{config.group_by}"
+    if config.text_field != "text":  # so that runs from before text_field existed resume
+        blob += f"|{config.text_field}"
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

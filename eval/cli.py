@@ -60,8 +60,8 @@ def run(
     split: Annotated[str | None, typer.Option(help="Split of --data-dir to score.")] = None,
     num_fewshot: Annotated[int | None, typer.Option(help="Override every task's shots.")] = None,
     apply_chat_template: Annotated[
-        bool, typer.Option(help="Prompt through the model's chat template (tuned models).")
-    ] = False,
+        bool | None, typer.Option(help="Prompt through the model's chat template (tuned models).")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="EvalConfig YAML (flags win).")] = None,
     run_dir: RunDirOption = Path("runs/eval"),
     overrides: SetOption = None,
@@ -83,7 +83,7 @@ def run(
         "model": model, "backend": backend, "base_url": base_url, "tokenizer": tokenizer,
         "suite": suite, "limit": limit, "data_dir": data_dir,
         "split": split, "num_fewshot": num_fewshot,
-        "apply_chat_template": apply_chat_template or None,
+        "apply_chat_template": apply_chat_template,
         "tasks": [t for t in tasks.split(",") if t] if tasks else None,
     }  # fmt: skip
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}

@@ -129,7 +129,9 @@ HUB_NAME = re.compile(r"[\w.-]+/[\w.-]+")
 """``ORG/NAME``: a Hugging Face hub repository (when no such local folder exists)."""
 MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
 """What a hub model's snapshot needs for lm-eval's ``hf`` model (weights as safetensors)."""
-TOKENIZER_FILES = ["tokenizer*", "special_tokens_map.json", "*.txt", "*.model", "vocab*"]
+TOKENIZER_FILES = ["tokenizer*", "special_tokens_map.json", "config.json", "*.txt", "*.model",
+                   "vocab*", "*.jinja"]  # fmt: skip
+"""What ``AutoTokenizer`` may read (``config.json`` names the class when the tokenizer does not)."""
 
 
 def hub_folder(name: Path, what: Literal["model", "tokenizer"]) -> Path:

@@ -296,8 +296,13 @@ def generate(folder: Path, tokenizer: Tokenizer, prompt: str, max_new_tokens: in
 
 
 def training_template(data: SFTDataConfig) -> PromptTemplate:
-    """The first source's template: the tuned model's chat template and sample prompt."""
-    return resolve_template(data.sources[0].template, data.templates)
+    """The first source's template: the tuned model's chat template and sample prompt (a
+    warning says so when sources name different ones)."""
+    names = list(dict.fromkeys(source.template for source in data.sources))
+    if len(names) > 1:
+        log.warning("sources use templates %s; the exported chat template is %r, the first "
+                    "source's", ", ".join(names), names[0])  # fmt: skip
+    return resolve_template(names[0], data.templates)
 
 
 def save_tuned_tokenizer(tokenizer: HFTokenizer, template: PromptTemplate, folder: Path) -> None:

@@ -58,9 +58,9 @@ class PromptTemplate(Section):
         def text(value: str) -> str:  # a Jinja string literal
             return json.dumps(value, ensure_ascii=False)
 
-        def around(layout: str, field: str) -> str:  # layout with the message in place
-            before, _, after = layout.format(**{field: "\0"}, input="").partition("\0")
-            return f"{{{{ {text(before)} + message['content'] + {text(after)} }}}}"
+        def around(layout: str, field: str) -> str:  # the message wherever the layout has it
+            parts = layout.format(**{field: "\0"}, input="").split("\0")
+            return "{{ " + " + message['content'] + ".join(map(text, parts)) + " }}"
 
         return (
             "{%- set ns = namespace(first=true) -%}{%- for message in messages -%}"

@@ -78,6 +78,15 @@ class BloomModelConfig(Section):
         return data
 
     @model_validator(mode="after")
+    def _recompute_layers_need_full(self) -> BloomModelConfig:
+        if self.recompute_num_layers != 1 and self.recompute != "full":
+            raise ValueError(
+                f"recompute_num_layers {self.recompute_num_layers} applies to recompute: full "
+                f"(recompute is {self.recompute!r})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_shapes(self) -> BloomModelConfig:
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(

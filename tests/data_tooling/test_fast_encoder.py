@@ -13,6 +13,7 @@ from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 from bloomkit.data_tooling.languages import language_codes
 from bloomkit.data_tooling.sample import read_tsv
 from bloomkit.data_tooling.tokenizer.fast_encoder import (
+    BLOOM_REGEX,
     NotEquivalent,
     _ranks,
     batch_encoder,
@@ -23,9 +24,6 @@ from bloomkit.data_tooling.tokenizer.train import TokenizerTrainConfig, train_to
 from bloomkit.rundir import RunDir
 
 from .test_tokenizer import write_corpus
-
-BLOOM_SPLIT = " ?[^(\\s|[.,!?…。，、।۔،])]+"
-"""The real BLOOM tokenizer's pre-tokenizer regex: its matches leave gaps (the punctuation)."""
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +42,17 @@ def with_pre_tokenizer(tokenizer: Tokenizer, pre_tokenizer: object) -> Tokenizer
     return copy
 
 
+def split_then_bytes(pattern: str | Regex) -> object:
+    """``Split(pattern)`` then the byte-level alphabet, as bloomkit's and BLOOM's tokenizers."""
+    return pre_tokenizers.Sequence([
+        pre_tokenizers.Split(pattern, behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])  # fmt: skip
+
+
 def pre_tokenizer_variants(trained: Tokenizer) -> dict[str, Tokenizer]:
     return {
         "bloomkit": trained,
-        "bloom": with_pre_tokenizer(trained, pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(BLOOM_SPLIT), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])),
+        "bloom": with_pre_tokenizer(trained, split_then_bytes(Regex(BLOOM_REGEX))),
         "gpt2": with_pre_tokenizer(
             trained, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         ),
@@ -126,13 +129,13 @@ def test_refuses_ids_out_of_merge_order() -> None:
 def test_other_pipelines_keep_tokenizers_and_say_why(trained: Tokenizer) -> None:
     normalized = Tokenizer.from_str(trained.to_str())
     normalized.normalizer = normalizers.NFKC()
-    strings = with_pre_tokenizer(trained, pre_tokenizers.Sequence([
-        pre_tokenizers.Split(" ", behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]))  # fmt: skip
+    strings = with_pre_tokenizer(trained, split_then_bytes(" "))
     prefixed = with_pre_tokenizer(trained, pre_tokenizers.ByteLevel(add_prefix_space=True))
-    texts = ["ﬁne Ⅻ words", "  leading space"]
+    anchored = with_pre_tokenizer(trained, split_then_bytes(Regex("^ab|.")))  # onig: ^ per line
+    texts = ["ﬁne Ⅻ words", "  leading space", "x\nab"]
     for tokenizer, reason in ((normalized, "it has a normalizer"),
                               (strings, "pre-tokenizer .*Split.* is not one tiktoken runs"),
+                              (anchored, "pre-tokenizer .*\\^ab.* is not one tiktoken runs"),
                               (prefixed, "pre-tokenizer .*ByteLevel.* is not one tiktoken runs"),
                               ):  # fmt: skip
         with pytest.raises(NotEquivalent, match=reason):

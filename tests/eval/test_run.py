@@ -114,6 +114,15 @@ def test_apply_chat_template_prompts_through_the_models_template(
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 2 and "no chat template" in result.stderr
+    yaml = tmp_path / "eval.yaml"
+    yaml.write_text(f"model: {tuned}\nsuite: null\ntasks: [sib200_en]\nlimit: 1\n"
+                    f"data_dir: {sib200_dir}\napply_chat_template: true\n")  # fmt: skip
+    result = subprocess.run(
+        [BLOOMKIT, "eval", "run", "--config", str(yaml), "--no-apply-chat-template",
+         "--run-dir", str(tmp_path / "flag-wins")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr  # the flag wins over the file
     tokenizer = AutoTokenizer.from_pretrained(tuned)
     tokenizer.chat_template = resolve_template("alpaca").chat_template()
     tokenizer.save_pretrained(tuned)

@@ -48,3 +48,10 @@ def test_chat_template_of_a_config_defined_template(sft_tokenizer):
     messages = [{"role": role, "content": text} for role, text in turns]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert rendered == "[s]\nQ: a\nA:b <end>\nQ: c\nA:"
+    # a layout may leave a turn out (as format() drops it) or repeat it
+    template = PromptTemplate(prompt="{instruction} = {instruction}?\n", system="[system]\n")
+    tokenizer.chat_template = template.chat_template()
+    rendered = tokenizer.apply_chat_template(messages[:3], tokenize=False)
+    segments = template.segments(Example(messages=turns[:3]))
+    assert rendered == "".join(text for text, _ in segments) + tokenizer.eos_token
+    assert rendered.startswith("[system]\na = a?\nb")

@@ -82,3 +82,8 @@ def test_recompute_keeps_fewer_activations():
     kept = {mode: saved_activation_bytes(mode) for mode in ("none", "selective", "full")}
     assert kept["selective"] < 0.6 * kept["none"], kept  # the s × s scores are not kept
     assert kept["full"] < 0.2 * kept["none"], kept  # only each layer's input
+
+
+def test_recompute_layers_without_full_recompute_is_refused():
+    with pytest.raises(ValueError, match="recompute_num_layers 2 applies to recompute: full"):
+        BloomModelConfig(preset="tiny", recompute="selective", recompute_num_layers=2)
