@@ -173,6 +173,7 @@ def model_row(
             "split": prov.split,
             "limit": prov.limit,
             "num_fewshot": prov.num_fewshot,
+            "apply_chat_template": prov.apply_chat_template,
             "seeds": prov.seeds,
             "device": prov.device,
             "started": prov.started,

@@ -379,6 +379,7 @@ def test_site_in_real_browser(site_url, tmp_path, browser, screenshot):
         expect(page.locator("#detail")).to_be_visible()
         expect(page.locator("#board")).to_be_hidden()
         assert "/models/strong" in page.locator("#detail pre.reproduce").inner_text()
+        expect(page.locator("#detail")).to_contain_text("plain (no chat template)")
         expect(page.locator("#detail .badge.rail")).to_have_text("RAIL")
         assert page.locator("#detail .model-card").inner_text() == (
             "A BLOOM-architecture model. Second line."

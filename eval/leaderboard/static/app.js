@@ -282,6 +282,7 @@ function renderDetail(model) {
     ["content_sha256", el("code", {}, model.content_sha256)],
     ["bloomkit", p.bloomkit_version], ["lm-eval", p.lm_eval_version ?? "—"],
     ["Split / limit / shots", `${p.split} / ${p.limit ?? "all"} / ${p.num_fewshot ?? "task default"}`],
+    ["Prompts", p.apply_chat_template ? "through the model's chat template" : "plain (no chat template)"],
     ["Seeds", Object.entries(p.seeds).map(([k, v]) => `${k}=${v}`).join(", ")],
     ["Device", p.device], ["Started", p.started],
   ];
