@@ -1,5 +1,6 @@
 """`bloomkit eval …`: the 46-language lm-eval suite and the results store."""
 
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -257,13 +258,15 @@ def leaderboard_serve(
     site: Annotated[Path, typer.Argument(help="A built site folder.")],
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8000,
 ) -> None:
-    """Serve the site on http://127.0.0.1:PORT/ until Ctrl-C."""
+    """Serve the site on http://127.0.0.1:PORT/ until Ctrl-C (or SIGTERM)."""
     from bloomkit.eval.leaderboard.serve import make_server
 
     try:
         server = make_server(site, port)
     except (FileNotFoundError, OSError) as err:
         raise _fail(str(err)) from None
+    for stop in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (`cmd &`)
+        signal.signal(stop, signal.default_int_handler)
     console.print(f"serving {site} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
     with server:
         try:

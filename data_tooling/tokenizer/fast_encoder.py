@@ -145,10 +145,14 @@ def _check_self_encoding(tokenizer: Any, model: dict[str, Any]) -> None:
             raise NotEquivalent(f"token {token!r} encodes alone to {pieces}, not itself")
 
 
+@cache
 def probe_texts() -> list[str]:
-    """Short texts over every 13th code point of every plane, in varied spacing, with digits,
-    apostrophes and the characters around words that regexes treat specially."""
-    points = [c for c in range(0, 0x110000, 13) if not 0xD800 <= c <= 0xDFFF]
+    """Short texts over every 13th code point of the planes with characters (0–3, 14) and every
+    1021st of the others (unassigned, private use), in varied spacing, with digits, apostrophes
+    and the characters around words that regexes treat specially."""
+    spans = ((0, 0x40000, 13), (0x40000, 0xE0000, 1021), (0xE0000, 0xF0000, 13),
+             (0xF0000, 0x110000, 1021))  # fmt: skip
+    points = [c for span in spans for c in range(*span) if not 0xD800 <= c <= 0xDFFF]
     glue = [" ", "  ", "\n", "\t", " \n ", "1", "'s ", ", ", "  x", "\u3000"]
     words = ["".join(map(chr, points[i : i + 5])) for i in range(0, len(points), 5)]
     texts = []

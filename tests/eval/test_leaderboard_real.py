@@ -17,6 +17,7 @@ import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,11 @@ def test_serve_command_serves_the_site_until_interrupted(board):
     command = [str(Path(sys.executable).parent / "bloomkit"), "leaderboard", "serve", str(site),
                "--port", str(port)]  # fmt: skip
     env = os.environ | {"PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    # started with SIGINT ignored, as a shell without job control starts `cmd &`: Ctrl-C (the
+    # SIGINT below) must stop it all the same
+    ignore_sigint = partial(signal.signal, signal.SIGINT, signal.SIG_IGN)
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                              preexec_fn=ignore_sigint)  # fmt: skip
     try:
         deadline = time.monotonic() + 120  # the CLI imports torch-heavy modules under load
         while True:
