@@ -165,6 +165,8 @@ def resolve_hub_names(config: EvalConfig) -> EvalConfig:
         if hub_field and value is not None and not value.exists() \
                 and HUB_NAME.fullmatch(str(value)):  # fmt: skip
             update[field] = hub_folder(value, field)
+            log.info("%s %s: no such local folder, so the hub snapshot %s", field, value,
+                     update[field])  # fmt: skip
     return config.model_copy(update=update) if update else config
 
 
