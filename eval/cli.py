@@ -76,7 +76,8 @@ def run(
     once (the Slurm `eval` stage does this from BLOOMKIT_TASK_ID/BLOOMKIT_NUM_TASKS).
     """
     from bloomkit.eval.array import score_share
-    from bloomkit.eval.runner import EvalConfig, ModelLoadError, resolve_hub_names, run_eval
+    from bloomkit.eval.hub import resolve_hub_names
+    from bloomkit.eval.runner import EvalConfig, ModelLoadError, run_eval
     from bloomkit.eval.tasks import UnknownTaskError
 
     share = array_share(task, num_tasks, merge, tasks_flag="--num-tasks")

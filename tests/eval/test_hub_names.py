@@ -99,7 +99,8 @@ def test_tokenizer_by_hub_name_resolves_to_its_snapshot(tiny_bloom, tmp_path):
 
     snapshot = cache_model(tmp_path / "hub", "bigscience/tokenizer-test", tiny_bloom)
     code = (
-        "from bloomkit.eval.runner import EvalConfig, resolve_hub_names; "
+        "from bloomkit.eval.hub import resolve_hub_names; "
+        "from bloomkit.eval.runner import EvalConfig; "
         f"config = EvalConfig(backend='megatron', model={str(tmp_path)!r}, "
         "tokenizer='bigscience/tokenizer-test'); "
         "print(resolve_hub_names(config).tokenizer)"
